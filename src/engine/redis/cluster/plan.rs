@@ -1,0 +1,405 @@
+//! The pure planner: `(spec, observed) -> Plan<Action>`.
+//!
+//! Order of a full bootstrap (what `redis-cli --cluster create` does, minus
+//! its fixed sleeps, plus a short bootstrap node timeout):
+//!
+//! 1. start nodes (local provider);
+//! 2. on every node at once: a short `cluster-node-timeout` while
+//!    bootstrapping (a master that has been "in the minority" — as every
+//!    node is before it has met its peers — refuses to report `ok` for
+//!    clamp(node timeout, 0.5 s, 5 s)), `SET-CONFIG-EPOCH` with distinct
+//!    epochs (no epoch collisions to resolve later), `ADDSLOTSRANGE`;
+//! 3. `MEET` between every pair not yet acquainted (full mesh, so nobody
+//!    waits for gossip to learn the others);
+//! 4. `REPLICATE` as soon as each replica knows its master;
+//! 5. wait until converged ([`super::converge::gaps`] is empty);
+//! 6. restore the declared node timeout and persist it (`CONFIG REWRITE`).
+//!
+//! Partial states (a crash half-way, a node restarted, a failover) produce
+//! only the missing steps. Nodes that hold keys or know undeclared nodes
+//! are refused unless `--force`, and the refusal changes nothing.
+
+use super::converge::{self, current_master, members};
+use super::nodes::NodeLine;
+use super::observe::{NodeView, Observed, Process};
+use crate::plan::Plan;
+use crate::topology::redis_cluster::{ranges_to_string, NodeRole, RedisClusterSpec, SlotRange};
+use anyhow::{bail, Result};
+use std::collections::HashMap;
+use std::fmt;
+
+/// The node timeout used while bootstrapping (the rejoin delay's floor).
+pub const BOOTSTRAP_NODE_TIMEOUT_MS: u64 = 500;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start the node's process; `rejoin` when it has cluster state on disk.
+    Start {
+        rejoin: bool,
+    },
+    /// `--force`: FLUSHALL and CLUSTER RESET HARD (destroys its data).
+    Reset {
+        keys: u64,
+        why: String,
+    },
+    /// After starts/resets whose outcome cannot be predicted.
+    ObserveAgain,
+    /// Short node timeout on these nodes while bootstrapping.
+    BootstrapTimeout {
+        nodes: Vec<String>,
+    },
+    SetConfigEpoch(u64),
+    AddSlots(Vec<SlotRange>),
+    Meet(Vec<String>),
+    Replicate {
+        master: String,
+    },
+    WaitConverged {
+        nodes: usize,
+    },
+    /// Set the declared node timeout on these nodes and persist it.
+    SetNodeTimeout {
+        ms: u64,
+        nodes: Vec<String>,
+    },
+    /// Settings from `[config]` that differ on a running node.
+    ConfigSet(Vec<(String, String)>),
+}
+
+impl Action {
+    /// Steps that change which processes or data exist; after them the
+    /// rest of the plan must be recomputed from a fresh observation.
+    pub fn is_provisioning(&self) -> bool {
+        matches!(
+            self,
+            Action::Start { .. } | Action::Reset { .. } | Action::ObserveAgain
+        )
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Start { rejoin: false } => write!(f, "start redis-server (new node)"),
+            Action::Start { rejoin: true } => write!(f, "start redis-server (rejoins its cluster from nodes.conf)"),
+            Action::Reset { keys, why } => {
+                write!(f, "FLUSHALL + CLUSTER RESET HARD (--force; {why}; deletes {keys} key(s))")
+            }
+            Action::ObserveAgain => write!(f, "observe again once the restarted nodes answer, then plan the rest"),
+            Action::BootstrapTimeout { nodes } => write!(
+                f,
+                "CONFIG SET cluster-node-timeout {BOOTSTRAP_NODE_TIMEOUT_MS} on {} node(s) while bootstrapping",
+                nodes.len()
+            ),
+            Action::SetConfigEpoch(e) => write!(f, "CLUSTER SET-CONFIG-EPOCH {e}"),
+            Action::AddSlots(r) => {
+                let n: usize = r.iter().map(|r| r.len()).sum();
+                write!(f, "CLUSTER ADDSLOTSRANGE {} ({n} slots)", ranges_to_string(r))
+            }
+            Action::Meet(a) => write!(f, "CLUSTER MEET {}", a.join(" ")),
+            Action::Replicate { master } => write!(f, "CLUSTER REPLICATE <id of {master}>"),
+            Action::WaitConverged { nodes } => write!(
+                f,
+                "wait until all {nodes} nodes report cluster_state:ok and agree on members, roles and slots"
+            ),
+            Action::SetNodeTimeout { ms, nodes } => write!(
+                f,
+                "CONFIG SET cluster-node-timeout {ms} (declared) + CONFIG REWRITE on {} node(s)",
+                nodes.len()
+            ),
+            Action::ConfigSet(kv) => {
+                let s: Vec<String> = kv.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                write!(f, "CONFIG SET {} + CONFIG REWRITE", s.join(" "))
+            }
+        }
+    }
+}
+
+/// A view of a node that has never joined a cluster, used to predict the
+/// plan for nodes not started yet (or about to be reset).
+fn fresh_view(addr: &str, spec: &RedisClusterSpec) -> NodeView {
+    let mut config: HashMap<String, String> = spec.config.iter().cloned().collect();
+    config.insert(
+        "cluster-node-timeout".into(),
+        spec.node_timeout_ms.to_string(),
+    );
+    NodeView {
+        nodes: vec![NodeLine {
+            id: format!("<new {addr}>"),
+            addr: addr.to_string(),
+            flags: vec!["myself".into(), "master".into()],
+            master: None,
+            config_epoch: 0,
+            connected: true,
+            slots: vec![],
+            migrating: vec![],
+            importing: vec![],
+        }],
+        cluster: HashMap::new(),
+        info: [("cluster_enabled".to_string(), "1".to_string())]
+            .into_iter()
+            .collect(),
+        keys: 0,
+        config,
+    }
+}
+
+/// Compute the plan. `force` allows resetting nodes that hold data or
+/// belong to another cluster.
+pub fn plan(spec: &RedisClusterSpec, obs: &Observed, force: bool) -> Result<Plan<Action>> {
+    let addrs: Vec<String> = obs.nodes.iter().map(|n| n.addr.clone()).collect();
+    let mut p = Plan::new();
+    let mut predicted: Vec<Option<NodeView>> = Vec::with_capacity(addrs.len());
+    let mut unpredictable = false;
+
+    // 1. Processes.
+    let mut unreachable = Vec::new();
+    for n in &obs.nodes {
+        match (&n.process, &n.view) {
+            (Process::Stopped { has_state }, _) => {
+                p.push(&n.addr, Action::Start { rejoin: *has_state });
+                unpredictable |= *has_state;
+                predicted.push(Some(fresh_view(&n.addr, spec)));
+            }
+            (_, Err(e)) => {
+                unreachable.push(format!("{} is unreachable ({e})", n.addr));
+                predicted.push(None);
+            }
+            (_, Ok(v)) => predicted.push(Some(v.clone())),
+        }
+    }
+    if !unreachable.is_empty() {
+        bail!(
+            "cannot plan: {}; nothing was changed\nhint: check that the nodes run and the address and password are right",
+            unreachable.join("; ")
+        );
+    }
+    let mut views: Vec<NodeView> = predicted
+        .into_iter()
+        .map(|v| v.expect("all reachable"))
+        .collect();
+
+    // 2. Cluster mode, foreign membership, data.
+    let mut refusals = Vec::new();
+    for (i, v) in views.iter().enumerate() {
+        if !v.cluster_enabled() {
+            refusals.push(format!(
+                "{} runs without cluster support (cluster-enabled no): restart it with cluster-enabled yes",
+                addrs[i]
+            ));
+        }
+    }
+    if !refusals.is_empty() {
+        bail!("{}; nothing was changed", refusals.join("; "));
+    }
+    let own_ids: Vec<String> = views
+        .iter()
+        .map(|v| v.myself().map(|m| m.id.clone()).unwrap_or_default())
+        .collect();
+    for (i, v) in views.clone().iter().enumerate() {
+        let foreign: Vec<String> = v
+            .nodes
+            .iter()
+            .filter(|n| !n.is_myself() && !n.is_transient() && !own_ids.contains(&n.id))
+            .map(|n| {
+                if n.addr.is_empty() {
+                    n.id[..8.min(n.id.len())].to_string()
+                } else {
+                    n.addr.clone()
+                }
+            })
+            .collect();
+        let why = if !foreign.is_empty() {
+            Some(format!(
+                "belongs to another cluster (knows {})",
+                foreign.join(", ")
+            ))
+        } else if v.is_fresh() && v.keys > 0 {
+            Some(format!(
+                "holds {} key(s) and is not part of this cluster",
+                v.keys
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if force {
+                p.push(&addrs[i], Action::Reset { keys: v.keys, why });
+                views[i] = fresh_view(&addrs[i], spec);
+            } else {
+                refusals.push(format!("{} {why}", addrs[i]));
+            }
+        }
+    }
+    if !refusals.is_empty() {
+        bail!(
+            "refusing to touch nodes with data or other membership: {}; nothing was changed\nhint: --force resets these nodes and DELETES their data",
+            refusals.join("; ")
+        );
+    }
+    if unpredictable {
+        p.push("cluster", Action::ObserveAgain);
+        return Ok(p);
+    }
+
+    // 3. Cluster steps, against actual or predicted views.
+    let refs: Vec<Option<&NodeView>> = views.iter().map(Some).collect();
+    let ids: Vec<&str> = views
+        .iter()
+        .map(|v| v.myself().map(|m| m.id.as_str()).unwrap_or(""))
+        .collect();
+    let own_slots: Vec<&[SlotRange]> = views
+        .iter()
+        .map(|v| v.myself().map(|m| m.slots.as_slice()).unwrap_or(&[]))
+        .collect();
+
+    // Who owns each slot now (by the nodes' own claims), and who should.
+    let mut owner: Vec<Option<usize>> = vec![None; 16384];
+    for (i, slots) in own_slots.iter().enumerate() {
+        for r in slots.iter() {
+            for s in r.start..=r.end {
+                owner[s as usize] = Some(i);
+            }
+        }
+    }
+    let mut mismatches = Vec::new();
+    let mut add: HashMap<usize, Vec<SlotRange>> = HashMap::new();
+    for (g, m) in spec.masters() {
+        let NodeRole::Master { slots } = &m.role else {
+            unreachable!()
+        };
+        let group = members(spec, g);
+        let cm = current_master(spec, &refs, g);
+        for r in slots {
+            for s in r.start..=r.end {
+                match owner[s as usize] {
+                    None => push_slot(add.entry(cm).or_default(), s),
+                    Some(o) if group.contains(&o) => {}
+                    Some(o) => mismatches.push((s, addrs[o].clone(), addrs[g].clone())),
+                }
+            }
+        }
+    }
+    if let Some((s, has, want)) = mismatches.first() {
+        bail!(
+            "{} slot(s) are served by a node other than the declared one (e.g. slot {s} by {has}, declared for {want}'s group); moving slots is resharding, which init does not do; nothing was changed",
+            mismatches.len()
+        );
+    }
+
+    let fresh: Vec<bool> = views.iter().map(|v| v.is_fresh()).collect();
+    let bootstrap = fresh.iter().any(|f| *f) || !add.is_empty();
+    let mut cluster_steps: Plan<Action> = Plan::new();
+    if bootstrap {
+        let nodes: Vec<String> = views
+            .iter()
+            .zip(&addrs)
+            .filter(|(v, _)| v.node_timeout() != Some(BOOTSTRAP_NODE_TIMEOUT_MS))
+            .map(|(_, a)| a.clone())
+            .collect();
+        if !nodes.is_empty() {
+            cluster_steps.push("cluster", Action::BootstrapTimeout { nodes });
+        }
+    }
+    // Distinct config epochs above any in use, so no collision handling.
+    let mut epoch = views
+        .iter()
+        .flat_map(|v| {
+            v.nodes.iter().map(|n| n.config_epoch).chain(
+                v.cluster
+                    .get("cluster_current_epoch")
+                    .and_then(|e| e.parse().ok()),
+            )
+        })
+        .max()
+        .unwrap_or(0);
+    for (i, f) in fresh.iter().enumerate() {
+        if *f {
+            epoch += 1;
+            cluster_steps.push(&addrs[i], Action::SetConfigEpoch(epoch));
+        }
+    }
+    let mut add_sorted: Vec<_> = add.into_iter().collect();
+    add_sorted.sort_by_key(|(i, _)| *i);
+    for (i, ranges) in add_sorted {
+        cluster_steps.push(&addrs[i], Action::AddSlots(ranges));
+    }
+    // Full-mesh MEET: i meets j when i does not know j, unless j will meet i.
+    let knows = |i: usize, j: usize| views[i].by_id(ids[j]).is_some_and(|n| !n.is_transient());
+    for i in 0..views.len() {
+        let targets: Vec<String> = (0..views.len())
+            .filter(|&j| j != i && !knows(i, j) && (i < j || knows(j, i)))
+            .map(|j| addrs[j].clone())
+            .collect();
+        if !targets.is_empty() {
+            cluster_steps.push(&addrs[i], Action::Meet(targets));
+        }
+    }
+    for (g, _) in spec.masters() {
+        let cm = current_master(spec, &refs, g);
+        for m in members(spec, g) {
+            if m == cm {
+                continue;
+            }
+            let me = views[m].myself();
+            if me.and_then(|me| me.master.as_deref()) != Some(ids[cm]) {
+                if !own_slots[m].is_empty() {
+                    bail!(
+                        "{} and {} both serve slots of one group; resolve by hand (CLUSTER FAILOVER / resharding); nothing was changed",
+                        addrs[m],
+                        addrs[cm]
+                    );
+                }
+                cluster_steps.push(
+                    &addrs[m],
+                    Action::Replicate {
+                        master: addrs[cm].clone(),
+                    },
+                );
+            }
+        }
+    }
+    let converged = converge::gaps(spec, &addrs, &refs).is_empty();
+    if !cluster_steps.is_empty() || !converged {
+        cluster_steps.push("cluster", Action::WaitConverged { nodes: views.len() });
+    }
+    let timeouts: Vec<String> = views
+        .iter()
+        .zip(&addrs)
+        .filter(|(v, _)| bootstrap || v.node_timeout() != Some(spec.node_timeout_ms))
+        .map(|(_, a)| a.clone())
+        .collect();
+    if !timeouts.is_empty() {
+        cluster_steps.push(
+            "cluster",
+            Action::SetNodeTimeout {
+                ms: spec.node_timeout_ms,
+                nodes: timeouts,
+            },
+        );
+    }
+    for (i, v) in views.iter().enumerate() {
+        let drift: Vec<(String, String)> = spec
+            .config
+            .iter()
+            .filter(|(k, want)| {
+                v.config
+                    .get(k)
+                    .is_some_and(|have| !crate::engine::redis::config_equal(have, want))
+            })
+            .cloned()
+            .collect();
+        if !drift.is_empty() {
+            cluster_steps.push(&addrs[i], Action::ConfigSet(drift));
+        }
+    }
+    p.steps.extend(cluster_steps.steps);
+    Ok(p)
+}
+
+fn push_slot(v: &mut Vec<SlotRange>, s: u16) {
+    match v.last_mut() {
+        Some(r) if r.end + 1 == s => r.end = s,
+        _ => v.push(SlotRange { start: s, end: s }),
+    }
+}

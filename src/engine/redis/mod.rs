@@ -1,0 +1,195 @@
+//! Redis engines ([`cluster`]; Sentinel builds on the same pieces) and what
+//! they share: connections with auth and timeouts, INFO parsing, and
+//! `redis-server` processes for the local provider.
+
+pub mod cluster;
+
+use crate::provider::local::{self, ProcessRecord, StateDir};
+use crate::secret::Secret;
+use anyhow::{Context, Result};
+use redis::aio::MultiplexedConnection;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Connect to one node with a bounded connect and response time.
+pub async fn connect(
+    addr: &str,
+    password: Option<&Secret>,
+    timeout: Duration,
+) -> Result<MultiplexedConnection> {
+    let (host, port) = split_addr(addr)?;
+    use redis::IntoConnectionInfo;
+    // No CLIENT SETINFO round trip on every connection.
+    let mut redis_settings = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
+    if let Some(p) = password {
+        redis_settings = redis_settings.set_password(p.expose());
+    }
+    let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
+        .into_connection_info()?
+        .set_redis_settings(redis_settings);
+    let client = redis::Client::open(info)?;
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    let conn = client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", clean_error(&e)))?;
+    Ok(conn)
+}
+
+/// A redis error without the password-bearing connection details.
+pub fn clean_error(e: &redis::RedisError) -> String {
+    let s = e.to_string();
+    if s.contains("Connection refused") {
+        "connection refused".into()
+    } else if e.is_timeout() {
+        "timed out".into()
+    } else {
+        s
+    }
+}
+
+pub fn split_addr(addr: &str) -> Result<(&str, u16)> {
+    let (h, p) = addr
+        .rsplit_once(':')
+        .with_context(|| format!("`{addr}` is not host:port"))?;
+    Ok((
+        h,
+        p.parse()
+            .with_context(|| format!("`{addr}` has a bad port"))?,
+    ))
+}
+
+/// `INFO` text as a map (sections merged).
+pub fn parse_info(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.trim_end().split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Bytes for a redis memory value (`256mb`, `1gb`, `1048576`); `None` when
+/// not a memory value.
+pub fn memory_bytes(v: &str) -> Option<u64> {
+    let v = v.trim().to_ascii_lowercase();
+    let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let mult = match &v[digits.len()..] {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
+/// Do two config values mean the same (case, memory units, yes/no)?
+pub fn config_equal(a: &str, b: &str) -> bool {
+    if a.eq_ignore_ascii_case(b) {
+        return true;
+    }
+    match (memory_bytes(a), memory_bytes(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => {
+            let norm = |s: &str| {
+                s.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_ascii_lowercase()
+            };
+            norm(a) == norm(b)
+        }
+    }
+}
+
+/// The `redis-server` binary: topology override, `DATATIER_REDIS_SERVER_BIN`, PATH.
+pub fn redis_server_bin(configured: Option<&Path>) -> Result<PathBuf> {
+    local::find_binary(
+        "redis-server",
+        configured,
+        "DATATIER_REDIS_SERVER_BIN",
+        &[PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")],
+    )
+}
+
+/// Write a node's `redis.conf` and return the process record that runs it.
+/// `settings` are written in order after datatier's own; the password (if
+/// any) goes to the 0600 config file, never to the command line.
+pub fn server_process(
+    state: &StateDir,
+    addr: &str,
+    bin: &Path,
+    settings: &[(String, String)],
+    password: Option<&Secret>,
+) -> Result<ProcessRecord> {
+    let (host, port) = split_addr(addr)?;
+    let dir = state.node_dir(addr);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let dir_abs = std::fs::canonicalize(&dir)?;
+    let mut conf = String::new();
+    conf.push_str("# written by datatier; edit the topology file instead\n");
+    conf.push_str(&format!("bind {host}\nport {port}\ndaemonize no\n"));
+    conf.push_str(&format!("dir {}\n", dir_abs.join("data").display()));
+    conf.push_str(&format!(
+        "pidfile {}\n",
+        dir_abs.join("redis.pid").display()
+    ));
+    conf.push_str("logfile \"\"\n");
+    for (k, v) in settings {
+        conf.push_str(&format!("{k} {}\n", quote_conf(v)));
+    }
+    if let Some(p) = password {
+        conf.push_str(&format!(
+            "requirepass {}\nmasterauth {}\n",
+            quote_conf(p.expose()),
+            quote_conf(p.expose())
+        ));
+    }
+    let conf_path = dir.join("redis.conf");
+    crate::secret::write_private(&conf_path, conf.as_bytes())?;
+    Ok(ProcessRecord::new(
+        addr,
+        bin.to_path_buf(),
+        vec![dir_abs.join("redis.conf").display().to_string()],
+        dir_abs,
+    ))
+}
+
+/// Quote a redis.conf value when it needs it.
+fn quote_conf(v: &str) -> String {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:,@".contains(c))
+    {
+        v.to_string()
+    } else {
+        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_and_config_values() {
+        let m = parse_info("# Replication\r\nrole:master\r\nconnected_slaves:1\r\n");
+        assert_eq!(m["role"], "master");
+        assert_eq!(memory_bytes("256mb"), Some(268435456));
+        assert!(config_equal("256mb", "268435456"));
+        assert!(config_equal("YES", "yes"));
+        assert!(!config_equal("allkeys-lru", "noeviction"));
+        assert_eq!(quote_conf("a b"), "\"a b\"");
+    }
+}

@@ -1,0 +1,50 @@
+//! Operations behind the commands, dispatched on the topology's kind. Adding
+//! a kind means one arm per function here; everything else lives in the
+//! kind's engine.
+
+use crate::engine::redis::cluster::ClusterEngine;
+use crate::engine::{self, Ctx, InitOutcome};
+use crate::provider::compose::ComposeFile;
+use crate::report::StatusReport;
+use crate::topology::Topology;
+use anyhow::Result;
+
+/// `datatier init`.
+pub async fn init(t: &Topology, ctx: &Ctx) -> Result<InitOutcome> {
+    let _lock = ctx.state.lock()?;
+    ctx.state.record_topology(&t.meta().source.text)?;
+    match t {
+        Topology::RedisCluster(s) => engine::init(&ClusterEngine::new(s, ctx)?, ctx).await,
+    }
+}
+
+/// `datatier plan`: the human rendering and the JSON form.
+pub async fn plan(t: &Topology, ctx: &Ctx) -> Result<(String, serde_json::Value)> {
+    match t {
+        Topology::RedisCluster(s) => {
+            let p = engine::plan(&ClusterEngine::new(s, ctx)?, ctx).await?;
+            Ok((p.render(t.name()), crate::plan::to_json(t.name(), &p)))
+        }
+    }
+}
+
+/// `datatier status`.
+pub async fn status(t: &Topology, ctx: &Ctx) -> Result<StatusReport> {
+    match t {
+        Topology::RedisCluster(s) => engine::status(&ClusterEngine::new(s, ctx)?, ctx).await,
+    }
+}
+
+/// `datatier env`: connection settings for applications.
+pub fn env(t: &Topology, ctx: &Ctx) -> Result<Vec<(String, String)>> {
+    match t {
+        Topology::RedisCluster(s) => Ok(ClusterEngine::new(s, ctx)?.env()),
+    }
+}
+
+/// `datatier render compose`.
+pub fn compose(t: &Topology) -> ComposeFile {
+    match t {
+        Topology::RedisCluster(s) => crate::engine::redis::cluster::compose(s),
+    }
+}
