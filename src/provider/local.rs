@@ -639,7 +639,7 @@ mod tests {
             stop_all(&state, Duration::from_secs(5)).await.unwrap(),
             vec![node.clone()]
         );
-        assert_eq!(state(&rec), ProcState::Stopped);
+        assert_eq!(super::state(&rec), ProcState::Stopped);
         assert!(!listening(&node));
     }
 

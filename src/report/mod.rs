@@ -29,7 +29,7 @@ pub struct NodeStatus {
     pub reachable: bool,
     /// Extra engine-specific columns (slots, lag, master, ...), in order.
     #[serde(flatten)]
-    pub details: BTreeMap<String, serde_json::Value>,
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl NodeStatus {
@@ -44,7 +44,7 @@ impl NodeStatus {
             role: role.into(),
             reachable: state != "unreachable",
             state,
-            details: BTreeMap::new(),
+            details: serde_json::Map::new(),
         }
     }
     pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
@@ -170,7 +170,7 @@ fn render_table(r: &StatusReport) -> String {
             problems.push(f);
         }
     }
-    problems.sort_by(|a, b| b.severity.cmp(&a.severity));
+    problems.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for f in &problems {
         let node = f
             .node

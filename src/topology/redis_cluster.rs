@@ -593,28 +593,39 @@ pub fn parse(source: Source) -> Result<RedisClusterSpec, TopologyErrors> {
 
     // Port clashes: the same host:port twice, or a port equal to another
     // node's cluster bus port (port + 10000) on the same host.
-    let mut seen: HashMap<(String, u16), usize> = HashMap::new();
+    // (host, port) -> (node index, is it that node's bus port)
+    let mut seen: HashMap<(String, u16), (usize, bool)> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
-        for (p, what) in [(n.port, "port"), (n.port + 10000, "cluster bus port")] {
-            if let Some(&j) = seen.get(&(n.host.clone(), p)) {
-                errors.push(source.error(
-                    ports[i].1.clone(),
-                    if c.ports.is_some() {
-                        "cluster.ports"
-                    } else {
-                        "cluster.base_port"
-                    },
-                    format!(
-                        "{}:{p} is used twice: as the {what} of node {} and by node {}",
+        for (p, bus) in [(n.port, false), (n.port + 10000, true)] {
+            if let Some(&(j, other_bus)) = seen.get(&(n.host.clone(), p)) {
+                let msg = match (bus, other_bus) {
+                    (false, false) => format!(
+                        "port {p} on {} is given to two nodes (node {} and node {} of the layout)",
                         n.host,
+                        j + 1,
+                        i + 1
+                    ),
+                    (false, true) => format!(
+                        "port {p} of node {} is the cluster bus port (port + 10000) of {}",
                         n.addr(),
                         nodes[j].addr()
                     ),
-                ));
+                    _ => format!(
+                        "the cluster bus port {p} (port + 10000) of {} is the port of {}",
+                        n.addr(),
+                        nodes[j].addr()
+                    ),
+                };
+                let field = if c.ports.is_some() {
+                    "cluster.ports"
+                } else {
+                    "cluster.base_port"
+                };
+                errors.push(source.error(ports[i].1.clone(), field, msg));
             }
         }
-        seen.insert((n.host.clone(), n.port), i);
-        seen.insert((n.host.clone(), n.port + 10000), i);
+        seen.insert((n.host.clone(), n.port), (i, false));
+        seen.insert((n.host.clone(), n.port + 10000), (i, true));
     }
     if !errors.is_empty() {
         return Err(TopologyErrors(errors));
@@ -827,7 +838,8 @@ mod tests {
         let e = parse_str("kind='redis-cluster'\n[cluster]\nmasters=3\nreplicas_per_master=1\nports=[7000,7001,7002,7003,7004,7000]\n")
             .unwrap_err();
         assert!(
-            e.to_string().contains("127.0.0.1:7000 is used twice"),
+            e.to_string()
+                .contains("port 7000 on 127.0.0.1 is given to two nodes (node 1 and node 6"),
             "{e}"
         );
         let e = parse_str(

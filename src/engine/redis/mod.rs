@@ -158,12 +158,26 @@ pub fn server_process(
     }
     let conf_path = dir.join("redis.conf");
     crate::secret::write_private(&conf_path, conf.as_bytes())?;
+    // CONFIG REWRITE replaces the file with a 0644 one; the 0700 node dir
+    // keeps it (and the data) private regardless.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     Ok(ProcessRecord::new(
         addr,
         bin.to_path_buf(),
         vec![dir_abs.join("redis.conf").display().to_string()],
         dir_abs,
     ))
+}
+
+/// Put a node's redis.conf back to 0600 after `CONFIG REWRITE` (which
+/// writes a new file with default permissions).
+pub fn protect_config(state: &StateDir, addr: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = state.node_dir(addr).join("redis.conf");
+    if p.is_file() {
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 /// Quote a redis.conf value when it needs it.

@@ -6,7 +6,7 @@
 use super::converge;
 use super::nodes;
 use super::observe::{Conns, NodeView};
-use super::plan::{Action, BOOTSTRAP_NODE_TIMEOUT_MS};
+use super::plan::{bootstrap_settings, Action};
 use super::ClusterEngine;
 use crate::engine::redis::{clean_error, parse_info};
 use crate::engine::{Applied, Ctx};
@@ -57,29 +57,30 @@ pub async fn apply(engine: &ClusterEngine<'_>, ctx: &Ctx, plan: Plan<Action>) ->
         )
     };
 
-    // Phase 1: bootstrap timeout, config epochs, slots.
+    // Phase 1: bootstrap settings, config epochs, slots.
     for s in steps
         .iter()
-        .filter(|s| is(s, |a| matches!(a, Action::BootstrapTimeout { .. })))
+        .filter(|s| is(s, |a| matches!(a, Action::BootstrapSettings { .. })))
     {
-        let Action::BootstrapTimeout { nodes } = &s.action else {
+        let Action::BootstrapSettings { nodes } = &s.action else {
             unreachable!()
         };
+        let kv = bootstrap_settings();
         futures::future::try_join_all(nodes.iter().map(|a| {
             let mut c = conns.get(a);
+            let kv = &kv;
             async move {
-                redis::cmd("CONFIG")
-                    .arg("SET")
-                    .arg("cluster-node-timeout")
-                    .arg(BOOTSTRAP_NODE_TIMEOUT_MS)
-                    .query_async::<()>(&mut c)
-                    .await
-                    .map_err(|e| {
-                        anyhow!(
-                            "{a}: CONFIG SET cluster-node-timeout failed: {}",
-                            clean_error(&e)
-                        )
-                    })
+                let mut cmd = redis::cmd("CONFIG");
+                cmd.arg("SET");
+                for (k, v) in kv {
+                    cmd.arg(k).arg(v);
+                }
+                cmd.query_async::<()>(&mut c).await.map_err(|e| {
+                    anyhow!(
+                        "{a}: CONFIG SET (bootstrap settings) failed: {}",
+                        clean_error(&e)
+                    )
+                })
             }
         }))
         .await?;
@@ -88,7 +89,12 @@ pub async fn apply(engine: &ClusterEngine<'_>, ctx: &Ctx, plan: Plan<Action>) ->
     let p1: Vec<&Step<Action>> = steps
         .iter()
         .copied()
-        .filter(|s| matches!(s.action, Action::SetConfigEpoch(_) | Action::AddSlots(_)))
+        .filter(|s| {
+            matches!(
+                s.action,
+                Action::Forget(_) | Action::SetConfigEpoch(_) | Action::AddSlots(_)
+            )
+        })
         .collect();
     // Epochs before slots on the same node: run per node in plan order.
     let mut by_node: Vec<(&str, Vec<&Step<Action>>)> = Vec::new();
@@ -103,6 +109,7 @@ pub async fn apply(engine: &ClusterEngine<'_>, ctx: &Ctx, plan: Plan<Action>) ->
         async move {
             for s in steps {
                 match &s.action {
+                    Action::Forget(ids) => forget(&mut c, node, ids).await?,
                     Action::SetConfigEpoch(e) => set_config_epoch(&mut c, node, *e).await?,
                     Action::AddSlots(r) => add_slots(&mut c, node, r).await?,
                     _ => unreachable!(),
@@ -177,6 +184,19 @@ pub async fn apply(engine: &ClusterEngine<'_>, ctx: &Ctx, plan: Plan<Action>) ->
         );
     }
 
+    if steps
+        .iter()
+        .any(|s| matches!(s.action, Action::WaitReplicasSynced { .. }))
+    {
+        phase("replica sync");
+        wait_synced(engine, &conns, ctx.timeout).await?;
+        tracing::info!(
+            "{}: replicas in sync after {:.2}s",
+            engine.name_str(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+
     phase("restore settings");
     let last: Vec<&Step<Action>> = steps
         .iter()
@@ -184,22 +204,25 @@ pub async fn apply(engine: &ClusterEngine<'_>, ctx: &Ctx, plan: Plan<Action>) ->
         .filter(|s| {
             matches!(
                 s.action,
-                Action::SetNodeTimeout { .. } | Action::ConfigSet(_)
+                Action::RestoreSettings { .. } | Action::ConfigSet(_)
             )
         })
         .collect();
     for s in last {
         match &s.action {
-            Action::SetNodeTimeout { ms, nodes } => {
-                futures::future::try_join_all(nodes.iter().map(|a| {
-                    let c = conns.get(a);
-                    let kv = vec![("cluster-node-timeout".to_string(), ms.to_string())];
-                    async move { config_set(c, a, &kv).await }
-                }))
+            Action::RestoreSettings { nodes } => {
+                futures::future::try_join_all(
+                    nodes.iter().map(|(a, kv)| config_set(conns.get(a), a, kv)),
+                )
                 .await?;
             }
             Action::ConfigSet(kv) => config_set(conns.get(&s.target), &s.target, kv).await?,
             _ => unreachable!(),
+        }
+    }
+    if engine.provider == crate::provider::ProviderKind::Local {
+        for a in &addrs {
+            crate::engine::redis::protect_config(&ctx.state, a);
         }
     }
     let _ = spec;
@@ -510,4 +533,71 @@ async fn config_set(
         }
         Err(e) => bail!("{node}: CONFIG REWRITE failed: {}", clean_error(&e)),
     }
+}
+
+/// Every node that is a replica (by its own account) has its link up.
+async fn wait_synced(engine: &ClusterEngine<'_>, conns: &Conns, timeout: Duration) -> Result<()> {
+    let addrs = engine.addrs();
+    wait::until(
+        "the replicas' initial sync",
+        timeout,
+        Duration::from_millis(10),
+        Duration::from_millis(100),
+        || {
+            let reads = futures::future::join_all(addrs.iter().map(|a| {
+                let mut c = conns.get(a);
+                async move {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query_async::<String>(&mut c)
+                        .await
+                        .map(|t| parse_info(&t))
+                        .map_err(|e| clean_error(&e))
+                }
+            }));
+            let addrs = &addrs;
+            async move {
+                let mut missing = Vec::new();
+                for (a, r) in addrs.iter().zip(reads.await) {
+                    match r {
+                        Ok(info) if info.get("role").map(String::as_str) == Some("slave") => {
+                            if info.get("master_link_status").map(String::as_str) != Some("up") {
+                                missing.push(format!(
+                                    "{a} master_link_status:{}",
+                                    info.get("master_link_status")
+                                        .map(String::as_str)
+                                        .unwrap_or("?")
+                                ));
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => missing.push(format!("{a}: {e}")),
+                    }
+                }
+                if missing.is_empty() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(missing.join("; "))
+                }
+            }
+        },
+    )
+    .await
+}
+
+async fn forget(c: &mut MultiplexedConnection, node: &str, ids: &[String]) -> Result<()> {
+    for id in ids {
+        match redis::cmd("CLUSTER")
+            .arg("FORGET")
+            .arg(id)
+            .query_async::<()>(c)
+            .await
+        {
+            Ok(()) => {}
+            // Already forgotten (a re-run): fine.
+            Err(e) if e.to_string().contains("Unknown node") => {}
+            Err(e) => bail!("{node}: CLUSTER FORGET {id} failed: {}", clean_error(&e)),
+        }
+    }
+    Ok(())
 }

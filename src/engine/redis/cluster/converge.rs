@@ -10,16 +10,8 @@
 //! - every declared replica replicates the current master of its group.
 
 use super::observe::NodeView;
-use crate::topology::redis_cluster::{NodeRole, RedisClusterSpec};
+use crate::topology::redis_cluster::RedisClusterSpec;
 use std::collections::BTreeMap;
-
-/// Group (shard) of each declared node: the index of its declared master.
-pub fn group_of(spec: &RedisClusterSpec, i: usize) -> usize {
-    match spec.nodes[i].role {
-        NodeRole::Master { .. } => i,
-        NodeRole::Replica { master } => master,
-    }
-}
 
 /// Members of group `g` (declared master first).
 pub fn members(spec: &RedisClusterSpec, g: usize) -> Vec<usize> {

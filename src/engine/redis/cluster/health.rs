@@ -2,7 +2,7 @@
 //! judged; a node that does not answer is a CRITICAL finding, and the other
 //! checks go on with what the remaining nodes say.
 
-use super::converge::{self, group_of};
+use super::converge;
 use super::nodes::NodeLine;
 use super::observe::{NodeView, Observed, Process};
 use crate::health::Finding;
@@ -57,16 +57,28 @@ pub fn report(spec: &RedisClusterSpec, obs: &Observed) -> StatusReport {
     for n in &obs.nodes {
         let node = Some(n.addr.clone());
         match (&n.view, n.process) {
-            (Err(_), Process::Stopped { .. }) => f.push(Finding::crit(
-                "node_reachable",
-                node,
-                "not running (started by datatier; `datatier init` starts it again)",
-            )),
-            (Err(e), _) => f.push(Finding::crit(
-                "node_reachable",
-                node,
-                format!("unreachable: {e}"),
-            )),
+            (Err(e), process) => {
+                // Down and serving slots: the cluster lost part of its
+                // keyspace (CRITICAL). Down after its slots moved to a
+                // replica, or a replica: redundancy lost (WARNING).
+                let serves = line_of(&n.addr).is_none_or(|l| !l.slots.is_empty());
+                let what = match process {
+                    Process::Stopped { .. } => {
+                        "not running (started by datatier; `datatier init` starts it again)"
+                            .to_string()
+                    }
+                    _ => format!("unreachable: {e}"),
+                };
+                if serves {
+                    f.push(Finding::crit("node_reachable", node, what));
+                } else {
+                    f.push(Finding::warn(
+                        "node_reachable",
+                        node,
+                        format!("{what}; its slots are served by other nodes"),
+                    ));
+                }
+            }
             (Ok(v), _) if !v.cluster_enabled() => f.push(Finding::crit(
                 "cluster_mode",
                 node,
@@ -186,12 +198,14 @@ pub fn report(spec: &RedisClusterSpec, obs: &Observed) -> StatusReport {
                 }
             }
         }
+        let serves = line_of(a).is_none_or(|l| !l.slots.is_empty());
         if fail > 0 {
-            f.push(Finding::crit(
-                "node_failure",
-                Some(a.clone()),
-                format!("flagged fail by {fail} node(s)"),
-            ));
+            let msg = format!("flagged fail by {fail} node(s)");
+            f.push(if serves {
+                Finding::crit("node_failure", Some(a.clone()), msg)
+            } else {
+                Finding::warn("node_failure", Some(a.clone()), msg)
+            });
         } else if pfail > 0 {
             f.push(Finding::warn(
                 "node_failure",
@@ -424,28 +438,26 @@ pub fn report(spec: &RedisClusterSpec, obs: &Observed) -> StatusReport {
             let mut s = NodeStatus::new(&n.addr, role, state);
             s.reachable = n.view.is_ok();
             if let Some(l) = seen {
-                s = s
-                    .detail("id", l.id[..l.id.len().min(8)].to_string())
-                    .detail("epoch", l.config_epoch);
+                s = s.detail("id", l.id[..l.id.len().min(8)].to_string());
                 if l.is_master() {
-                    s = s.detail(
-                        "slots",
-                        if l.slots.is_empty() {
-                            "-".to_string()
-                        } else {
-                            format!("{} ({})", ranges_to_string(&l.slots), l.slot_count())
-                        },
-                    );
+                    let slots = if l.slots.is_empty() {
+                        "-".to_string()
+                    } else {
+                        format!("{} ({})", ranges_to_string(&l.slots), l.slot_count())
+                    };
+                    s = s.detail("slots", slots);
                 }
                 if let Some(m) = &l.master {
                     s = s.detail("master", addr_of_id(m));
                 }
             }
-            s = s.detail("group", spec.nodes[group_of(spec, i)].addr());
             if let Some(v) = n.view() {
                 s = s.detail("keys", v.keys);
                 if let Some(m) = v.info.get("used_memory_human") {
                     s = s.detail("memory", m.clone());
+                }
+                if let Some(l) = seen {
+                    s = s.detail("epoch", l.config_epoch);
                 }
                 metrics.push(Metric::new(
                     "redis_keys",

@@ -77,7 +77,8 @@ impl Engine for ClusterEngine<'_> {
             ProviderKind::Local => observe::local_processes(&ctx.state, &addrs, None),
             ProviderKind::Existing => vec![observe::Process::External; addrs.len()],
         };
-        let keys: Vec<String> = self.spec.config.iter().map(|(k, _)| k.clone()).collect();
+        let mut keys: Vec<String> = self.spec.config.iter().map(|(k, _)| k.clone()).collect();
+        keys.push("repl-diskless-sync-delay".into());
         Ok(observe::observe(&addrs, processes, self.password.as_ref(), &keys).await)
     }
 

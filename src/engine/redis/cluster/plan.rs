@@ -31,6 +31,23 @@ use std::fmt;
 /// The node timeout used while bootstrapping (the rejoin delay's floor).
 pub const BOOTSTRAP_NODE_TIMEOUT_MS: u64 = 500;
 
+/// Settings applied while bootstrapping and restored at the end: a short
+/// node timeout (see the module docs) and no diskless-sync delay, so a new
+/// replica's first sync starts at once instead of after 5 s of waiting
+/// for more replicas.
+pub fn bootstrap_settings() -> Vec<(String, String)> {
+    vec![
+        (
+            "cluster-node-timeout".into(),
+            BOOTSTRAP_NODE_TIMEOUT_MS.to_string(),
+        ),
+        ("repl-diskless-sync-delay".into(), "0".into()),
+    ]
+}
+
+/// Redis's default `repl-diskless-sync-delay`.
+const DEFAULT_DISKLESS_DELAY: &str = "5";
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Start the node's process; `rejoin` when it has cluster state on disk.
@@ -44,10 +61,13 @@ pub enum Action {
     },
     /// After starts/resets whose outcome cannot be predicted.
     ObserveAgain,
-    /// Short node timeout on these nodes while bootstrapping.
-    BootstrapTimeout {
+    /// [`bootstrap_settings`] on these nodes while bootstrapping.
+    BootstrapSettings {
         nodes: Vec<String>,
     },
+    /// `CLUSTER FORGET` stale entries: ids of declared addresses that
+    /// restarted with a new id (data dir wiped), now failed.
+    Forget(Vec<String>),
     SetConfigEpoch(u64),
     AddSlots(Vec<SlotRange>),
     Meet(Vec<String>),
@@ -57,10 +77,14 @@ pub enum Action {
     WaitConverged {
         nodes: usize,
     },
-    /// Set the declared node timeout on these nodes and persist it.
-    SetNodeTimeout {
-        ms: u64,
-        nodes: Vec<String>,
+    /// Wait until every replica's link to its master is up (initial sync done).
+    WaitReplicasSynced {
+        replicas: usize,
+    },
+    /// Restore the declared (or previous) settings per node and persist
+    /// them with CONFIG REWRITE.
+    RestoreSettings {
+        nodes: Vec<(String, Vec<(String, String)>)>,
     },
     /// Settings from `[config]` that differ on a running node.
     ConfigSet(Vec<(String, String)>),
@@ -86,11 +110,16 @@ impl fmt::Display for Action {
                 write!(f, "FLUSHALL + CLUSTER RESET HARD (--force; {why}; deletes {keys} key(s))")
             }
             Action::ObserveAgain => write!(f, "observe again once the restarted nodes answer, then plan the rest"),
-            Action::BootstrapTimeout { nodes } => write!(
+            Action::BootstrapSettings { nodes } => write!(
                 f,
-                "CONFIG SET cluster-node-timeout {BOOTSTRAP_NODE_TIMEOUT_MS} on {} node(s) while bootstrapping",
+                "CONFIG SET {} on {} node(s) while bootstrapping",
+                bootstrap_settings().iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" "),
                 nodes.len()
             ),
+            Action::Forget(ids) => {
+                let short: Vec<&str> = ids.iter().map(|i| &i[..i.len().min(8)]).collect();
+                write!(f, "CLUSTER FORGET {} (stale ids of restarted nodes)", short.join(" "))
+            }
             Action::SetConfigEpoch(e) => write!(f, "CLUSTER SET-CONFIG-EPOCH {e}"),
             Action::AddSlots(r) => {
                 let n: usize = r.iter().map(|r| r.len()).sum();
@@ -102,11 +131,15 @@ impl fmt::Display for Action {
                 f,
                 "wait until all {nodes} nodes report cluster_state:ok and agree on members, roles and slots"
             ),
-            Action::SetNodeTimeout { ms, nodes } => write!(
-                f,
-                "CONFIG SET cluster-node-timeout {ms} (declared) + CONFIG REWRITE on {} node(s)",
-                nodes.len()
-            ),
+            Action::WaitReplicasSynced { replicas } => {
+                write!(f, "wait until all {replicas} replicas finished their initial sync (master_link_status:up)")
+            }
+            Action::RestoreSettings { nodes } => {
+                let mut keys: Vec<&str> = nodes.iter().flat_map(|(_, kv)| kv.iter().map(|(k, _)| k.as_str())).collect();
+                keys.sort();
+                keys.dedup();
+                write!(f, "CONFIG SET {} (declared values) + CONFIG REWRITE on {} node(s)", keys.join(", "), nodes.len())
+            }
             Action::ConfigSet(kv) => {
                 let s: Vec<String> = kv.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 write!(f, "CONFIG SET {} + CONFIG REWRITE", s.join(" "))
@@ -200,7 +233,12 @@ pub fn plan(spec: &RedisClusterSpec, obs: &Observed, force: bool) -> Result<Plan
         let foreign: Vec<String> = v
             .nodes
             .iter()
-            .filter(|n| !n.is_myself() && !n.is_transient() && !own_ids.contains(&n.id))
+            .filter(|n| {
+                !n.is_myself()
+                    && !n.is_transient()
+                    && !own_ids.contains(&n.id)
+                    && !is_ghost(n, &addrs)
+            })
             .map(|n| {
                 if n.addr.is_empty() {
                     n.id[..8.min(n.id.len())].to_string()
@@ -291,14 +329,23 @@ pub fn plan(spec: &RedisClusterSpec, obs: &Observed, force: bool) -> Result<Plan
     let bootstrap = fresh.iter().any(|f| *f) || !add.is_empty();
     let mut cluster_steps: Plan<Action> = Plan::new();
     if bootstrap {
-        let nodes: Vec<String> = views
+        cluster_steps.push(
+            "cluster",
+            Action::BootstrapSettings {
+                nodes: addrs.clone(),
+            },
+        );
+    }
+    // Stale entries of declared nodes that came back with a new id.
+    for (i, v) in views.iter().enumerate() {
+        let ghosts: Vec<String> = v
+            .nodes
             .iter()
-            .zip(&addrs)
-            .filter(|(v, _)| v.node_timeout() != Some(BOOTSTRAP_NODE_TIMEOUT_MS))
-            .map(|(_, a)| a.clone())
+            .filter(|n| !n.is_myself() && !ids.contains(&n.id.as_str()) && is_ghost(n, &addrs))
+            .map(|n| n.id.clone())
             .collect();
-        if !nodes.is_empty() {
-            cluster_steps.push("cluster", Action::BootstrapTimeout { nodes });
+        if !ghosts.is_empty() {
+            cluster_steps.push(&addrs[i], Action::Forget(ghosts));
         }
     }
     // Distinct config epochs above any in use, so no collision handling.
@@ -335,6 +382,7 @@ pub fn plan(spec: &RedisClusterSpec, obs: &Observed, force: bool) -> Result<Plan
             cluster_steps.push(&addrs[i], Action::Meet(targets));
         }
     }
+    let mut stale_claims = false;
     for (g, _) in spec.masters() {
         let cm = current_master(spec, &refs, g);
         for m in members(spec, g) {
@@ -344,6 +392,14 @@ pub fn plan(spec: &RedisClusterSpec, obs: &Observed, force: bool) -> Result<Plan
             let me = views[m].myself();
             if me.and_then(|me| me.master.as_deref()) != Some(ids[cm]) {
                 if !own_slots[m].is_empty() {
+                    let epoch_of =
+                        |i: usize| views[i].myself().map(|me| me.config_epoch).unwrap_or(0);
+                    if epoch_of(m) < epoch_of(cm) {
+                        // A restarted old master with a stale claim: the
+                        // cluster demotes it to a replica by itself.
+                        stale_claims = true;
+                        continue;
+                    }
                     bail!(
                         "{} and {} both serve slots of one group; resolve by hand (CLUSTER FAILOVER / resharding); nothing was changed",
                         addrs[m],
@@ -360,23 +416,50 @@ pub fn plan(spec: &RedisClusterSpec, obs: &Observed, force: bool) -> Result<Plan
         }
     }
     let converged = converge::gaps(spec, &addrs, &refs).is_empty();
-    if !cluster_steps.is_empty() || !converged {
+    if !cluster_steps.is_empty() || !converged || stale_claims {
         cluster_steps.push("cluster", Action::WaitConverged { nodes: views.len() });
     }
-    let timeouts: Vec<String> = views
+    // Replicas by their own account (a promoted declared replica is a master
+    // now and has no link to wait for).
+    let unsynced = views
         .iter()
-        .zip(&addrs)
-        .filter(|(v, _)| bootstrap || v.node_timeout() != Some(spec.node_timeout_ms))
-        .map(|(_, a)| a.clone())
-        .collect();
-    if !timeouts.is_empty() {
-        cluster_steps.push(
-            "cluster",
-            Action::SetNodeTimeout {
-                ms: spec.node_timeout_ms,
-                nodes: timeouts,
-            },
-        );
+        .filter(|v| {
+            v.myself().is_some_and(|m| m.is_replica())
+                && v.info.get("master_link_status").map(String::as_str) != Some("up")
+        })
+        .count();
+    let replicas = spec.nodes.iter().filter(|n| !n.is_master()).count();
+    if (bootstrap || unsynced > 0) && replicas > 0 {
+        cluster_steps.push("cluster", Action::WaitReplicasSynced { replicas });
+    }
+    let mut restore = Vec::new();
+    for (v, a) in views.iter().zip(&addrs) {
+        let mut kv = Vec::new();
+        if bootstrap || v.node_timeout() != Some(spec.node_timeout_ms) {
+            kv.push((
+                "cluster-node-timeout".to_string(),
+                spec.node_timeout_ms.to_string(),
+            ));
+        }
+        if bootstrap {
+            // Back to the declared value, else what the node had before.
+            let declared = spec
+                .config
+                .iter()
+                .find(|(k, _)| k == "repl-diskless-sync-delay")
+                .map(|(_, v)| v.clone());
+            let had = v.config.get("repl-diskless-sync-delay").cloned();
+            let value = declared
+                .or(had)
+                .unwrap_or_else(|| DEFAULT_DISKLESS_DELAY.to_string());
+            kv.push(("repl-diskless-sync-delay".to_string(), value));
+        }
+        if !kv.is_empty() {
+            restore.push((a.clone(), kv));
+        }
+    }
+    if !restore.is_empty() {
+        cluster_steps.push("cluster", Action::RestoreSettings { nodes: restore });
     }
     for (i, v) in views.iter().enumerate() {
         let drift: Vec<(String, String)> = spec
@@ -395,6 +478,12 @@ pub fn plan(spec: &RedisClusterSpec, obs: &Observed, force: bool) -> Result<Plan
     }
     p.steps.extend(cluster_steps.steps);
     Ok(p)
+}
+
+/// An entry for a declared address under an id that is not the node's
+/// current one, no longer answering: the node restarted with a new id.
+fn is_ghost(n: &NodeLine, addrs: &[String]) -> bool {
+    (n.failed() || n.pfailed() || !n.connected) && (n.addr.is_empty() || addrs.contains(&n.addr))
 }
 
 fn push_slot(v: &mut Vec<SlotRange>, s: u16) {
