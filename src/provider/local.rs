@@ -611,7 +611,12 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let node = format!("127.0.0.1:{port}");
-        let py = find_binary("python3", None, "DATATIER_TEST_PY", &[]).unwrap();
+        // The real interpreter, not a launcher shim (pid checks compare /proc/PID/exe).
+        let py = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .unwrap();
+        let py = PathBuf::from(String::from_utf8(py.stdout).unwrap().trim());
         let rec = ProcessRecord::new(
             &node,
             py,

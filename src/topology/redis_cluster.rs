@@ -843,7 +843,7 @@ mod tests {
             "{e}"
         );
         let e = parse_str(
-            "kind='redis-cluster'\n[cluster]\nmasters=3\nreplicas_per_master=1\nhosts=['a','b']\n",
+            "kind='redis-cluster'\n[cluster]\nmasters=3\nreplicas_per_master=2\nhosts=['a','b']\n",
         )
         .unwrap_err();
         assert!(e.to_string().contains("cannot be placed"), "{e}");
