@@ -53,6 +53,13 @@ pub fn report(spec: &RedisClusterSpec, obs: &Observed) -> StatusReport {
             .unwrap_or_else(|| id[..id.len().min(8)].to_string())
     };
 
+    let unreachable: Vec<&str> = obs
+        .nodes
+        .iter()
+        .filter(|n| n.view.is_err())
+        .map(|n| n.addr.as_str())
+        .collect();
+
     // Reachability and per-node state.
     for n in &obs.nodes {
         let node = Some(n.addr.clone());
@@ -169,7 +176,12 @@ pub fn report(spec: &RedisClusterSpec, obs: &Observed) -> StatusReport {
                         .nodes
                         .iter()
                         .filter(|l| {
-                            !l.is_myself() && !l.connected && !l.failed() && !l.is_transient()
+                            !l.is_myself()
+                                && !l.connected
+                                && !l.failed()
+                                && !l.is_transient()
+                                // A node we cannot reach either is reported once, as itself.
+                                && !unreachable.contains(&l.addr.as_str())
                         })
                         .map(|l| l.addr.clone())
                         .collect();

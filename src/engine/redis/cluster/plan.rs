@@ -234,10 +234,13 @@ pub fn plan(spec: &RedisClusterSpec, obs: &Observed, force: bool) -> Result<Plan
             .nodes
             .iter()
             .filter(|n| {
+                // Unknown id at an address we do not declare. (An unknown id
+                // at a declared address is that node's old self.)
                 !n.is_myself()
                     && !n.is_transient()
                     && !own_ids.contains(&n.id)
-                    && !is_ghost(n, &addrs)
+                    && !n.addr.is_empty()
+                    && !addrs.contains(&n.addr)
             })
             .map(|n| {
                 if n.addr.is_empty() {
@@ -490,5 +493,309 @@ fn push_slot(v: &mut Vec<SlotRange>, s: u16) {
     match v.last_mut() {
         Some(r) if r.end + 1 == s => r.end = s,
         _ => v.push(SlotRange { start: s, end: s }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::redis::cluster::observe::NodeObs;
+    use crate::topology::{builtin, Topology};
+
+    fn spec() -> RedisClusterSpec {
+        match builtin("redis-cluster").unwrap() {
+            Topology::RedisCluster(s) => s,
+        }
+    }
+
+    /// One node of a synthetic cluster: (port, id, master id or "-", epoch, slots).
+    type Desc<'a> = (u16, &'a str, &'a str, u64, &'a str);
+
+    /// Views where every node knows every node in `desc` (as each would
+    /// after convergence); `known` limits which ports each node knows.
+    fn views(desc: &[Desc], known: impl Fn(u16, u16) -> bool, link_up: bool) -> Observed {
+        let nodes = desc
+            .iter()
+            .map(|(port, id, master, epoch, slots)| {
+                let mut text = String::new();
+                for (p, i, m, e, s) in desc {
+                    if p != port && !known(*port, *p) {
+                        continue;
+                    }
+                    let role = if *m == "-" { "master" } else { "slave" };
+                    let flags = if p == port {
+                        format!("myself,{role}")
+                    } else {
+                        role.to_string()
+                    };
+                    text.push_str(&format!(
+                        "{i} 127.0.0.1:{p}@{} {flags} {m} 0 0 {e} connected {s}\n",
+                        p + 10000
+                    ));
+                }
+                let mut info: HashMap<String, String> =
+                    [("cluster_enabled".to_string(), "1".to_string())].into();
+                if *master != "-" {
+                    info.insert(
+                        "master_link_status".into(),
+                        if link_up { "up" } else { "down" }.into(),
+                    );
+                }
+                let view = NodeView {
+                    nodes: crate::engine::redis::cluster::nodes::parse(&text).unwrap(),
+                    cluster: [("cluster_state".to_string(), "ok".to_string())].into(),
+                    info,
+                    keys: 0,
+                    config: [
+                        ("cluster-node-timeout".to_string(), "5000".to_string()),
+                        ("appendonly".to_string(), "yes".to_string()),
+                    ]
+                    .into(),
+                };
+                let _ = (id, epoch, slots);
+                NodeObs {
+                    addr: format!("127.0.0.1:{port}"),
+                    process: Process::Running(1),
+                    view: Ok(view),
+                }
+            })
+            .collect();
+        Observed { nodes }
+    }
+
+    const HEALTHY: &[Desc] = &[
+        (7000, "a0", "-", 1, "0-5460"),
+        (7001, "a1", "-", 2, "5461-10922"),
+        (7002, "a2", "-", 3, "10923-16383"),
+        (7003, "a3", "a0", 4, ""),
+        (7004, "a4", "a1", 5, ""),
+        (7005, "a5", "a2", 6, ""),
+    ];
+
+    fn actions(p: &Plan<Action>) -> Vec<String> {
+        p.steps
+            .iter()
+            .map(|s| format!("{} {}", s.target, s.action))
+            .collect()
+    }
+
+    #[test]
+    fn a_converged_cluster_needs_nothing() {
+        let p = plan(&spec(), &views(HEALTHY, |_, _| true, true), false).unwrap();
+        assert!(p.is_empty(), "{:?}", actions(&p));
+    }
+
+    #[test]
+    fn fresh_nodes_get_the_full_bootstrap_in_order() {
+        let fresh: Vec<Desc> = (0..6)
+            .map(|i| {
+                (
+                    7000 + i,
+                    ["f0", "f1", "f2", "f3", "f4", "f5"][i as usize],
+                    "-",
+                    0,
+                    "",
+                )
+            })
+            .collect();
+        let obs = views(&fresh, |_, _| false, false);
+        let p = plan(&spec(), &obs, false).unwrap();
+        let a = actions(&p);
+        assert!(
+            a[0].starts_with("cluster CONFIG SET cluster-node-timeout 500"),
+            "{a:#?}"
+        );
+        assert_eq!(
+            a.iter().filter(|s| s.contains("SET-CONFIG-EPOCH")).count(),
+            6
+        );
+        assert!(
+            a.contains(&"127.0.0.1:7001 CLUSTER ADDSLOTSRANGE 5461-10922 (5462 slots)".to_string()),
+            "{a:#?}"
+        );
+        // Full mesh with each pair met once: 5 + 4 + 3 + 2 + 1 targets.
+        let meets: usize = p
+            .steps
+            .iter()
+            .map(|s| {
+                if let Action::Meet(t) = &s.action {
+                    t.len()
+                } else {
+                    0
+                }
+            })
+            .sum();
+        assert_eq!(meets, 15);
+        assert!(
+            a.contains(&"127.0.0.1:7004 CLUSTER REPLICATE <id of 127.0.0.1:7001>".to_string()),
+            "{a:#?}"
+        );
+        let last: Vec<&str> = p
+            .steps
+            .iter()
+            .rev()
+            .take(3)
+            .map(|s| s.target.as_str())
+            .collect();
+        assert_eq!(last, ["cluster"; 3]);
+        assert!(matches!(
+            p.steps.last().unwrap().action,
+            Action::RestoreSettings { .. }
+        ));
+        // Epochs are distinct and set before any MEET.
+        let first_meet = p
+            .steps
+            .iter()
+            .position(|s| matches!(s.action, Action::Meet(_)))
+            .unwrap();
+        let last_epoch = p
+            .steps
+            .iter()
+            .rposition(|s| matches!(s.action, Action::SetConfigEpoch(_)))
+            .unwrap();
+        assert!(last_epoch < first_meet);
+    }
+
+    #[test]
+    fn after_a_failover_the_new_master_is_accepted() {
+        let failed_over: &[Desc] = &[
+            (7000, "a0", "a3", 1, ""),
+            (7001, "a1", "-", 2, "5461-10922"),
+            (7002, "a2", "-", 3, "10923-16383"),
+            (7003, "a3", "-", 7, "0-5460"),
+            (7004, "a4", "a1", 5, ""),
+            (7005, "a5", "a2", 6, ""),
+        ];
+        let p = plan(&spec(), &views(failed_over, |_, _| true, true), false).unwrap();
+        assert!(p.is_empty(), "{:?}", actions(&p));
+    }
+
+    #[test]
+    fn a_restarted_old_master_with_a_stale_claim_is_waited_for() {
+        let stale: &[Desc] = &[
+            (7000, "a0", "-", 1, "0-5460"),
+            (7001, "a1", "-", 2, "5461-10922"),
+            (7002, "a2", "-", 3, "10923-16383"),
+            (7003, "a3", "-", 7, "0-5460"),
+            (7004, "a4", "a1", 5, ""),
+            (7005, "a5", "a2", 6, ""),
+        ];
+        let p = plan(&spec(), &views(stale, |_, _| true, true), false).unwrap();
+        assert_eq!(actions(&p), ["cluster wait until all 6 nodes report cluster_state:ok and agree on members, roles and slots"]);
+    }
+
+    #[test]
+    fn slots_on_the_wrong_group_are_refused() {
+        let wrong: &[Desc] = &[
+            (7000, "a0", "-", 1, "0-5400"),
+            (7001, "a1", "-", 2, "5401-10922"),
+            (7002, "a2", "-", 3, "10923-16383"),
+            (7003, "a3", "a0", 4, ""),
+            (7004, "a4", "a1", 5, ""),
+            (7005, "a5", "a2", 6, ""),
+        ];
+        let e = plan(&spec(), &views(wrong, |_, _| true, true), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("60 slot(s) are served by a node other than the declared one")
+                && e.contains("nothing was changed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn foreign_members_are_refused_unless_forced() {
+        let mut obs = views(HEALTHY, |_, _| true, true);
+        let v = obs.nodes[5].view.as_mut().unwrap();
+        v.nodes.push(
+            crate::engine::redis::cluster::nodes::parse(
+                "zz 10.9.9.9:7000@17000 master - 0 0 9 connected\n",
+            )
+            .unwrap()
+            .remove(0),
+        );
+        let e = plan(&spec(), &obs, false).unwrap_err().to_string();
+        assert!(
+            e.contains("127.0.0.1:7005 belongs to another cluster (knows 10.9.9.9:7000)")
+                && e.contains("--force"),
+            "{e}"
+        );
+        let p = plan(&spec(), &obs, true).unwrap();
+        assert!(
+            matches!(p.steps[0].action, Action::Reset { .. })
+                && p.steps[0].target == "127.0.0.1:7005"
+        );
+    }
+
+    #[test]
+    fn ghosts_of_restarted_nodes_are_forgotten_and_the_new_id_replicates() {
+        let mut obs = views(HEALTHY, |_, _| true, true);
+        // 7005 came back with an empty data dir: new id, knows only itself.
+        obs.nodes[5] = views(&[(7005, "n5", "-", 0, "")], |_, _| false, false)
+            .nodes
+            .remove(0);
+        for v in obs.nodes[..5].iter_mut() {
+            let v = v.view.as_mut().unwrap();
+            for l in v.nodes.iter_mut().filter(|l| l.id == "a5") {
+                l.flags.push("fail".into());
+                l.connected = false;
+            }
+        }
+        let a = actions(&plan(&spec(), &obs, false).unwrap());
+        assert!(
+            a.contains(
+                &"127.0.0.1:7000 CLUSTER FORGET a5 (stale ids of restarted nodes)".to_string()
+            ),
+            "{a:#?}"
+        );
+        assert!(
+            a.iter()
+                .any(|s| s.starts_with("127.0.0.1:7005 CLUSTER SET-CONFIG-EPOCH 7")),
+            "{a:#?}"
+        );
+        assert!(
+            a.contains(&"127.0.0.1:7005 CLUSTER REPLICATE <id of 127.0.0.1:7002>".to_string()),
+            "{a:#?}"
+        );
+    }
+
+    #[test]
+    fn unreachable_and_stopped_nodes() {
+        let mut obs = views(HEALTHY, |_, _| true, true);
+        obs.nodes[2].view = Err("connection refused".into());
+        let e = plan(&spec(), &obs, false).unwrap_err().to_string();
+        assert!(
+            e.contains("127.0.0.1:7002 is unreachable (connection refused); nothing was changed"),
+            "{e}"
+        );
+        obs.nodes[2].process = Process::Stopped { has_state: true };
+        let a = actions(&plan(&spec(), &obs, false).unwrap());
+        assert_eq!(
+            a,
+            [
+                "127.0.0.1:7002 start redis-server (rejoins its cluster from nodes.conf)",
+                "cluster observe again once the restarted nodes answer, then plan the rest"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lost_replica_link_and_a_changed_setting_are_planned() {
+        let mut obs = views(HEALTHY, |_, _| true, false);
+        obs.nodes[1]
+            .view
+            .as_mut()
+            .unwrap()
+            .config
+            .insert("appendonly".into(), "no".into());
+        let a = actions(&plan(&spec(), &obs, false).unwrap());
+        assert_eq!(
+            a,
+            [
+                "cluster wait until all 3 replicas finished their initial sync (master_link_status:up)",
+                "127.0.0.1:7001 CONFIG SET appendonly yes + CONFIG REWRITE"
+            ]
+        );
     }
 }
