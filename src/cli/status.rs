@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct Args {
     /// Topology file, recorded name or built-in kind (default: all recorded).
     pub topology: Vec<String>,
+    /// table for people, json (one object per topology), or prometheus
+    /// text exposition (for a textfile collector or a scrape wrapper).
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: OutputFormat,
     /// Re-check every N seconds until interrupted (default 2).
