@@ -352,9 +352,18 @@ async fn set_config_epoch(c: &mut MultiplexedConnection, node: &str, epoch: u64)
     {
         Ok(()) => Ok(()),
         Err(e) => {
-            // Already set (a re-run after a partial bootstrap): fine.
+            // Already set (a re-run after a partial bootstrap): fine. Met a
+            // peer since we observed it (someone else's MEET raced us): the
+            // epoch is then Redis's to assign (its collision handling gives
+            // every master a distinct one), which only costs time.
             let me = my_line(c, node).await?;
             if me.config_epoch != 0 {
+                Ok(())
+            } else if e.to_string().contains("does not know any other node") {
+                tracing::debug!(
+                    node,
+                    "met a peer before SET-CONFIG-EPOCH; Redis assigns the epoch"
+                );
                 Ok(())
             } else {
                 bail!(

@@ -486,7 +486,9 @@ pub fn plan(spec: &RedisClusterSpec, obs: &Observed, force: bool) -> Result<Plan
 /// An entry for a declared address under an id that is not the node's
 /// current one, no longer answering: the node restarted with a new id.
 fn is_ghost(n: &NodeLine, addrs: &[String]) -> bool {
-    (n.failed() || n.pfailed() || !n.connected) && (n.addr.is_empty() || addrs.contains(&n.addr))
+    !n.is_transient()
+        && (n.failed() || n.pfailed() || !n.connected)
+        && (n.addr.is_empty() || addrs.contains(&n.addr))
 }
 
 fn push_slot(v: &mut Vec<SlotRange>, s: u16) {
