@@ -585,10 +585,20 @@ pub async fn stop_all(state: &StateDir, timeout: Duration) -> Result<Vec<String>
 mod tests {
     use super::*;
 
+    /// A free port below the ephemeral range (32768-60999), held open. An
+    /// ephemeral port can be taken as a source port by another test's
+    /// connection between its release and its reuse.
+    fn low_port(range: std::ops::Range<u16>) -> (TcpListener, u16) {
+        let r = range.clone();
+        range
+            .filter_map(|p| TcpListener::bind(("127.0.0.1", p)).ok().map(|l| (l, p)))
+            .next()
+            .unwrap_or_else(|| panic!("no free port in {r:?}"))
+    }
+
     #[test]
     fn port_in_use_names_port_and_owner() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
+        let (l, port) = low_port(19900..19950);
         let e = check_port_free(&format!("127.0.0.1:{port}"))
             .unwrap_err()
             .to_string();
@@ -606,10 +616,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path(), "t");
         // python3 is on every machine this project targets; it listens like a server would.
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = low_port(19950..20000).1;
         let node = format!("127.0.0.1:{port}");
         // The real interpreter, not a launcher shim (pid checks compare /proc/PID/exe).
         let py = std::process::Command::new("python3")

@@ -13,6 +13,7 @@
 //! | postgres.rs            | 23000-23499    |
 //! | migrate_*.rs           | 24000-24499    |
 //! | mongo*.rs              | 25000-25499    |
+//! | lib unit tests         | 19900-19999    |
 //! | benchmarks (scripts/)  | 20000-20999    |
 //!
 //! Tests that use a built-in default's fixed ports take [`default_ports_lock`]
