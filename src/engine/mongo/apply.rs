@@ -138,15 +138,13 @@ pub async fn apply(engine: &MongoEngine<'_>, ctx: &Ctx, plan: Plan<Action>) -> R
         phase("wait for mongos");
         let router = wait_router(spec, ctx.timeout).await?;
 
-        // 7. Observe again before guessing at a catalog we could not read.
-        if plan.steps.iter().any(|s| s.action == Action::ObserveAgain) {
-            return Ok(Applied::Replan);
-        }
-
-        // 8. Catalog steps, in plan order.
+        // 7./8. Catalog steps in plan order, up to an "observe again".
         phase("catalog");
         let router = router.with_timeout(ctx.timeout);
         for s in &plan.steps {
+            if s.action == Action::ObserveAgain {
+                return Ok(Applied::Replan);
+            }
             catalog_step(spec, &router, &s.action).await?;
         }
     } else if plan.steps.iter().any(|s| s.action == Action::ObserveAgain) {
@@ -707,7 +705,15 @@ async fn shard_collection(r: &Node, ns: &str, key: &ShardKey, unique: bool) -> R
         .ok()
         .and_then(|b| b.get_str("version").ok().map(str::to_string));
     if version.as_deref().is_some_and(conn::needs_enable_sharding) {
-        enable_sharding(r, db).await?;
+        let partitioned = r
+            .find("config", "databases", doc! {"_id": db}, None)
+            .await
+            .ok()
+            .and_then(|d| d.first().and_then(|d| d.get_bool("partitioned").ok()))
+            .unwrap_or(false);
+        if !partitioned {
+            enable_sharding(r, db).await?;
+        }
     }
     let mut cmd = doc! {"shardCollection": ns, "key": key.to_document()};
     if unique {

@@ -178,7 +178,9 @@ fn check_set(
             if d.votes == 0 {
                 flags.push("non-voting".to_string());
             }
-            ns = ns.detail("member", flags.join(", "));
+            if !flags.is_empty() {
+                ns = ns.detail("member", flags.join(", "));
+            }
         }
         nodes.push(ns);
     }

@@ -552,7 +552,11 @@ pub fn plan_scoped(
     let cv: &ClusterView = match &obs.cluster {
         Some(Ok(cv)) if !config_fresh => cv,
         _ if config_fresh => {
-            fresh = fresh_cluster();
+            fresh = ClusterView {
+                // The routers will run the members' version.
+                version: views.iter().flatten().find_map(|(_, v)| v.version.clone()),
+                ..fresh_cluster()
+            };
             &fresh
         }
         // The config set holds a catalog no mongos could read yet.
@@ -590,7 +594,36 @@ pub fn plan_scoped(
             }
         }
     }
-    if scope.shard_collections {
+    // Shards added now may bring the declared collections' databases with
+    // them (a replica set turned into a shard): what those collections
+    // need (indexes, enableSharding) is known only once they are added.
+    let dbs = spec.databases();
+    let bringing_data: Vec<&str> =
+        spec.shards
+            .iter()
+            .filter(|s| {
+                cluster_steps.steps.iter().any(
+                    |st| matches!(&st.action, Action::AddShard { name, .. } if *name == s.name),
+                )
+            })
+            .filter(|s| {
+                obs.set(&s.name).is_some_and(|so| {
+                    so.members.iter().filter_map(|m| m.view()).any(|v| {
+                        v.user_dbs
+                            .as_ref()
+                            .is_some_and(|u| u.iter().any(|d| dbs.contains(d)))
+                    })
+                })
+            })
+            .map(|s| s.name.as_str())
+            .collect();
+    if scope.shard_collections && !bringing_data.is_empty() && refusals.is_empty() {
+        tracing::debug!(
+            "shards {} bring declared databases; planning their collections after addShard",
+            bringing_data.join(", ")
+        );
+        cluster_steps.push("cluster", Action::ObserveAgain);
+    } else if scope.shard_collections {
         let needs_enable = cv
             .version
             .as_deref()
@@ -939,6 +972,31 @@ mod tests {
                 "cluster config.settings { _id: \"chunksize\" } value = 64 (MB, upsert)",
                 "cluster config.settings { _id: \"balancer\" } activeWindow = { start: \"02:00\", stop: \"06:00\" } (upsert; config primary's local time)",
                 "shard2 wait until all 3 members of shard2 are PRIMARY, SECONDARY or ARBITER (initial sync done)",
+            ]
+        );
+    }
+
+    #[test]
+    fn shards_bringing_data_are_added_before_their_collections_are_planned() {
+        let s = spec();
+        let mut o = converged(&s);
+        let Some(Ok(cv)) = &mut o.cluster else {
+            unreachable!()
+        };
+        cv.shards.clear();
+        cv.collections.clear();
+        for m in &mut o.sets[1].members {
+            if let Ok(v) = &mut m.view {
+                v.user_dbs = Some(vec!["credibility_prod".into()]);
+            }
+        }
+        let r = rendered(&plan(&s, &o, false).unwrap());
+        assert_eq!(
+            r,
+            [
+                "cluster addShard \"shard1/127.0.0.1:27201,127.0.0.1:27202,127.0.0.1:27203\" name \"shard1\"",
+                "cluster addShard \"shard2/127.0.0.1:27301,127.0.0.1:27302,127.0.0.1:27303\" name \"shard2\"",
+                "cluster observe again, then plan the rest (it depends on what the nodes report then)",
             ]
         );
     }
