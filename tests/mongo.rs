@@ -947,3 +947,473 @@ fn the_double_supports_driver_discovery_and_the_legacy_handshake() {
     assert_eq!(reply.get_str("setName"), Ok("rs0"));
     assert!(reply.get_bool("ismaster").is_ok());
 }
+
+// ---------------------------------------------------------------- migrate
+
+/// A replica set `rs0` holding data, plus the nodes of the cluster it
+/// should become a shard of (config servers, shard2, mongos), all doubles.
+struct Migration {
+    rs0: Vec<String>,
+    cfg: Vec<String>,
+    shard2: Vec<String>,
+    mongos: String,
+}
+
+impl Migration {
+    fn new(d: &Double, base: u16, version: &str) -> Migration {
+        let a = |p: u16| format!("127.0.0.1:{p}");
+        let m = Migration {
+            rs0: (0..3).map(|i| a(base + i)).collect(),
+            cfg: (3..6).map(|i| a(base + i)).collect(),
+            shard2: (6..9).map(|i| a(base + i)).collect(),
+            mongos: a(base + 9),
+        };
+        for x in &m.rs0 {
+            d.mongod(x, Some("rs0"), Role::None, version);
+        }
+        let rs0: Vec<&str> = m.rs0.iter().map(String::as_str).collect();
+        d.initiate("rs0", &rs0);
+        let docs = |n: i64| -> Vec<Document> {
+            (0..n)
+                .map(|i| doc! {"createdAt": bson::DateTime::from_millis(1_700_000_000_000 + i), "userId": i % 17})
+                .collect()
+        };
+        d.insert("rs0", "credibility_prod.analyses", docs(300));
+        d.insert("rs0", "credibility_prod.users", docs(50));
+        d.insert("rs0", "audit.events", docs(20));
+        for x in &m.cfg {
+            d.mongod(x, Some("cfg"), Role::ConfigSvr, version);
+        }
+        for x in &m.shard2 {
+            d.mongod(x, Some("shard2"), Role::ShardSvr, version);
+        }
+        d.mongos(&m.mongos, &format!("cfg/{}", m.cfg.join(",")), version);
+        m
+    }
+
+    fn uri(&self) -> String {
+        format!("mongodb://{}/?replicaSet=rs0", self.rs0.join(","))
+    }
+
+    fn topology(&self) -> String {
+        let q = |v: &[String]| {
+            v.iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            r#"name = "credibility"
+kind = "mongo-sharded"
+provider = "existing"
+
+[config_servers]
+name = "cfg"
+members = [{}]
+
+[[shards]]
+name = "rs0"
+members = [{}]
+
+[[shards]]
+name = "shard2"
+members = [{}]
+
+[mongos]
+hosts = ["{}"]
+
+[sharding]
+chunk_size_mb = 64
+balancer_window = {{ start = "02:00", stop = "06:00" }}
+
+[[collections]]
+database = "credibility_prod"
+name = "analyses"
+key = {{ createdAt = "hashed", userId = 1 }}
+"#,
+            q(&self.cfg),
+            q(&self.rs0),
+            q(&self.shard2),
+            self.mongos
+        )
+    }
+}
+
+#[test]
+fn migrate_a_replica_set_into_a_sharded_cluster_with_a_manual_restart_in_between() {
+    let s = Scratch::new();
+    let d = Double::new();
+    let m = Migration::new(&d, 25200, V7);
+    let to = s.write("credibility.toml", &m.topology());
+    let to = to.to_str().unwrap();
+    let uri = m.uri();
+    let journal = s
+        .path()
+        .join(".datatier/credibility/migrate-mongo-to-sharded.json");
+
+    // 1st run: the members run without --shardsvr and datatier did not
+    // start them: it prints MongoDB's rolling-restart procedure and stops.
+    let out = s.run(&[
+        "migrate",
+        "mongo-to-sharded",
+        "--from",
+        &uri,
+        "--to",
+        to,
+        "--skip-backup",
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("preflight: replica set rs0 (3 members) -> sharded cluster credibility"),
+        "{e}"
+    );
+    assert!(e.contains("3 collection(s), 370 document(s)"), "{e}");
+    assert!(
+        e.contains("must run with --shardsvr before they can become a shard"),
+        "{e}"
+    );
+    assert!(e.contains("rs.stepDown()"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "Not yet running with --shardsvr: {}",
+            m.rs0.join(", ")
+        )),
+        "{e}"
+    );
+    assert!(
+        mutations(&d).is_empty(),
+        "nothing changed yet: {:?}",
+        mutations(&d)
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
+    let steps: Vec<&str> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["preflight", "backup"]);
+    assert_eq!(j["counts_before"]["credibility_prod.analyses"], 300);
+
+    // The operator restarts the members with --shardsvr (rolling).
+    let primary = d.primary("rs0").unwrap();
+    for x in m.rs0.iter().filter(|x| **x != primary) {
+        d.restart_with_role(x, Role::ShardSvr);
+    }
+    d.restart_with_role(&primary, Role::ShardSvr);
+    d.wait_primary("rs0");
+
+    // Without --yes and without a terminal: refused before any change.
+    let out = s.run(&[
+        "migrate",
+        "mongo-to-sharded",
+        "--from",
+        &uri,
+        "--to",
+        to,
+        "--skip-backup",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("needs confirmation, but stdin is not a terminal; re-run with --yes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(mutations(&d).is_empty(), "{:?}", mutations(&d));
+
+    // 2nd run resumes and finishes.
+    let out = s.run(&[
+        "migrate",
+        "mongo-to-sharded",
+        "--from",
+        &uri,
+        "--to",
+        to,
+        "--skip-backup",
+        "--yes",
+        "--timeout",
+        "30",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}\n{stdout}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming the migration recorded in"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout.contains("credibility_prod.analyses         300 ->        300  OK"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("audit.events"), "{stdout}");
+    assert!(
+        stdout.contains("verified: every collection holds as many documents as before"),
+        "{stdout}"
+    );
+
+    // Independently: the set is a shard, the data stayed on it, the
+    // collection is sharded on the declared key with its supporting index.
+    let shards: Vec<String> = d
+        .catalog("cfg", "shards")
+        .iter()
+        .map(|x| x.get_str("host").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        shards,
+        [
+            format!("rs0/{}", m.rs0.join(",")),
+            format!("shard2/{}", m.shard2.join(","))
+        ]
+    );
+    let dbs = d.catalog("cfg", "databases");
+    let cp = dbs
+        .iter()
+        .find(|x| x.get_str("_id") == Ok("credibility_prod"))
+        .unwrap();
+    assert_eq!(cp.get_str("primary"), Ok("rs0"));
+    let colls = d.catalog("cfg", "collections");
+    assert_eq!(colls.len(), 1);
+    assert_eq!(
+        colls[0].get_document("key").unwrap(),
+        &doc! {"createdAt": "hashed", "userId": 1}
+    );
+    assert!(d
+        .indexes("rs0", "credibility_prod.analyses")
+        .contains(&doc! {"createdAt": "hashed", "userId": 1}));
+    assert_eq!(d.count("rs0", "credibility_prod.analyses"), 300);
+    assert_eq!(d.count("rs0", "credibility_prod.users"), 50);
+    assert_eq!(
+        setting(&d, "chunksize").unwrap().get("value"),
+        Some(&Bson::Int32(64))
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
+    assert!(j["finished"].is_string());
+    assert_eq!(j["steps"].as_array().unwrap().len(), 7);
+    // The target is recorded: status by name works, and is OK.
+    let out = s.run(&["status", "credibility", "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Running it again changes nothing and verifies again.
+    d.clear_log();
+    let out = s.run(&[
+        "migrate",
+        "mongo-to-sharded",
+        "--from",
+        &uri,
+        "--to",
+        to,
+        "--skip-backup",
+        "--yes",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(mutations(&d).is_empty(), "{:?}", mutations(&d));
+
+    // Documents written outside the migration show up as a difference.
+    d.insert("rs0", "audit.events", vec![doc! {"late": true}]);
+    let out = s.run(&[
+        "migrate",
+        "mongo-to-sharded",
+        "--from",
+        &uri,
+        "--to",
+        to,
+        "--skip-backup",
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains("audit.events") && stdout.contains("DIFFERS"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PROBLEM: audit.events: 20 documents before, 21 after"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn migrate_backs_up_with_mongodump_and_refuses_bad_targets() {
+    let s = Scratch::new();
+    let d = Double::new();
+    let m = Migration::new(&d, 25220, V7);
+    for x in m.rs0.clone() {
+        d.restart_with_role(&x, Role::ShardSvr);
+    }
+    d.wait_primary("rs0");
+    let uri = m.uri();
+
+    // A target that does not declare the set as a shard.
+    let bad = s.write(
+        "bad.toml",
+        &m.topology().replace("name = \"rs0\"", "name = \"main\""),
+    );
+    let out = s.run(&[
+        "migrate",
+        "mongo-to-sharded",
+        "--from",
+        &uri,
+        "--to",
+        bad.to_str().unwrap(),
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("declares no shard named rs0 (the source replica set)"),
+        "{}",
+        stderr(&out)
+    );
+    // Members declared differently from the set's config.
+    let bad = s.write(
+        "bad2.toml",
+        &m.topology().replace(
+            &format!("\"{}\"]\n\n[[shards]]\nname = \"shard2\"", m.rs0[2]),
+            "\"127.0.0.1:25239\"]\n\n[[shards]]\nname = \"shard2\"",
+        ),
+    );
+    let out = s.run(&[
+        "migrate",
+        "mongo-to-sharded",
+        "--from",
+        &uri,
+        "--to",
+        bad.to_str().unwrap(),
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("declare the members as the set lists them"),
+        "{}",
+        stderr(&out)
+    );
+
+    let to = s.write("credibility.toml", &m.topology());
+    let to = to.to_str().unwrap();
+    // A member short of disk space fails the preflight, naming it.
+    d.set_disk(&m.rs0[1], (100 << 30) - (200 << 20), 100 << 30);
+    let out = s.run(&[
+        "migrate",
+        "mongo-to-sharded",
+        "--from",
+        &uri,
+        "--to",
+        to,
+        "--yes",
+        "--skip-backup",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "preflight failed: {}: 200.0 MiB free, needs at least 1.0 GiB",
+            m.rs0[1]
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(mutations(&d).is_empty());
+    d.set_disk(&m.rs0[1], 10 << 30, 100 << 30);
+    // No mongodump anywhere: a clear error, nothing changed.
+    let out = s
+        .cmd(&[
+            "migrate",
+            "mongo-to-sharded",
+            "--from",
+            &uri,
+            "--to",
+            to,
+            "--yes",
+        ])
+        .env("PATH", "/nonexistent")
+        .env_remove("DATATIER_MONGODUMP_BIN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("mongodump not found")
+            && e.contains("mongodb-database-tools")
+            && e.contains("--skip-backup"),
+        "{e}"
+    );
+    assert!(mutations(&d).is_empty());
+
+    // A stand-in mongodump records how it was called (the URI must come
+    // through a private config file, not the command line).
+    let record = s.path().join("mongodump.args");
+    let script = s.write(
+        "mongodump",
+        &format!(
+            "#!/bin/sh\necho \"$@\" > {rec}\nwhile [ $# -gt 0 ]; do case $1 in --config) cp \"$2\" {rec}.conf; stat -c %a \"$2\" > {rec}.mode; shift;; --out) mkdir -p \"$2\"; echo dump > \"$2/done\"; shift;; esac; shift; done\necho 'writing credibility_prod.analyses' >&2\n",
+            rec = record.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let backups = s.path().join("backups");
+    let out = s
+        .cmd(&[
+            "migrate",
+            "mongo-to-sharded",
+            "--from",
+            &uri,
+            "--to",
+            to,
+            "--yes",
+            "--backup-dir",
+            backups.to_str().unwrap(),
+            "--timeout",
+            "30",
+        ])
+        .env("DATATIER_MONGODUMP_BIN", &script)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{}: 90.0 GiB free on its data disk", m.rs0[0])),
+        "{}",
+        stderr(&out)
+    );
+    let args = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        args.contains("--config") && args.contains("--oplog") && args.contains("--out"),
+        "{args}"
+    );
+    assert!(
+        !args.contains("mongodb://"),
+        "the URI must not be on the command line: {args}"
+    );
+    let conf = std::fs::read_to_string(format!("{}.conf", record.display())).unwrap();
+    assert_eq!(conf.trim(), format!("uri: \"{uri}\""));
+    assert_eq!(
+        std::fs::read_to_string(format!("{}.mode", record.display()))
+            .unwrap()
+            .trim(),
+        "600"
+    );
+    let dumped: Vec<_> = std::fs::read_dir(&backups).unwrap().flatten().collect();
+    assert_eq!(dumped.len(), 1);
+    assert!(dumped[0].path().join("done").is_file());
+    assert!(
+        !s.path()
+            .join(".datatier/credibility/mongodump.yaml")
+            .exists(),
+        "the config file is removed"
+    );
+    let j: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            s.path()
+                .join(".datatier/credibility/migrate-mongo-to-sharded.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(j["backup"], dumped[0].path().to_str().unwrap());
+    assert_eq!(d.catalog("cfg", "shards").len(), 2);
+}

@@ -1091,7 +1091,13 @@ impl World {
             }
             _ => {
                 let target = self.data_target(addr, is_write(name))?;
-                self.data_cmd(&[target], name, db, body)
+                let mut r = self.data_cmd(&[target], name, db, body)?;
+                if name == "dbStats" {
+                    let (used, total) = self.node(addr).disk;
+                    r.insert("fsUsedSize", used as f64);
+                    r.insert("fsTotalSize", total as f64);
+                }
+                Ok(r)
             }
         }
     }
