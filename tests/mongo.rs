@@ -17,6 +17,7 @@ mod support;
 use bson::{doc, Bson, Document};
 use mongo_double::{Double, Role};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use support::Scratch;
 
 const V7: &str = "7.0.14";
@@ -1416,4 +1417,141 @@ fn migrate_backs_up_with_mongodump_and_refuses_bad_targets() {
     .unwrap();
     assert_eq!(j["backup"], dumped[0].path().to_str().unwrap());
     assert_eq!(d.catalog("cfg", "shards").len(), 2);
+}
+
+/// Timings of datatier against the double, for `scripts/bench-mongo.sh`
+/// (no peer tool can run against a test double, so these are datatier's
+/// own figures: planning, bootstrap with elections and initial syncs set to
+/// take no time, a second init, status). Every run is checked.
+#[test]
+#[ignore = "benchmark: run by scripts/bench-mongo.sh"]
+fn bench_against_the_double() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut t: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for _ in 0..runs {
+        let s = Scratch::new();
+        let d = Double::new();
+        d.set_delays(std::time::Duration::ZERO, std::time::Duration::ZERO);
+        let l = Layout::new(25260);
+        l.spawn(&d, V7);
+        let topo = s.write("bench.toml", &l.topology("bench", ""));
+        let topo = topo.to_str().unwrap();
+        let mut time = |name: &'static str, args: &[&str]| {
+            let t0 = std::time::Instant::now();
+            let out = s.run(args);
+            let dt = t0.elapsed().as_secs_f64();
+            assert!(out.status.success(), "{name}: {}", stderr(&out));
+            t.entry(name).or_default().push(dt);
+            out
+        };
+        time("1 plan (fresh cluster, 25 steps)", &["plan", topo]);
+        time("2 init from scratch", &["init", topo, "--timeout", "30"]);
+        let out = time("3 init again (nothing to do)", &["init", topo]);
+        assert!(stderr(&out).contains("nothing to do"));
+        time("4 status (10 nodes, all checks)", &["status", topo]);
+        assert_eq!(d.catalog("cfg", "shards").len(), 2);
+    }
+    println!(
+        "\ndatatier against the wire-protocol double, median of {runs} runs (seconds; includes process start)"
+    );
+    for (name, mut v) in t {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!("  {:<36} {:>7.3}", &name[2..], v[v.len() / 2]);
+    }
+}
+
+#[test]
+fn access_control_with_a_scram_user_whose_password_is_never_printed() {
+    let s = Scratch::new();
+    let d = Double::new();
+    let l = Layout::new(25240);
+    l.spawn(&d, V7);
+    d.add_user("clusterAdmin", "s3cr3t-pw");
+    let topo = s.write(
+        "auth.toml",
+        &l.topology(
+            "auth",
+            "\n[auth]\nusername = \"clusterAdmin\"\npassword_env = \"TEST_MONGO_PW\"\n",
+        ),
+    );
+    let topo = topo.to_str().unwrap();
+    let run = |pw: Option<&str>, args: &[&str]| {
+        let mut c = s.cmd(args);
+        match pw {
+            Some(p) => c.env("TEST_MONGO_PW", p),
+            None => c.env_remove("TEST_MONGO_PW"),
+        };
+        c.output().unwrap()
+    };
+    // The variable is named when missing.
+    let out = run(None, &["plan", topo]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("environment variable TEST_MONGO_PW (password_env) is not set"),
+        "{}",
+        stderr(&out)
+    );
+    // Wrong credentials: refused by the server, the password never shown.
+    let out = run(Some("wrong-pw"), &["init", topo, "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("refused the credentials") && e.contains("AuthenticationFailed (18)"),
+        "{e}"
+    );
+    assert!(!e.contains("wrong-pw"), "{e}");
+    assert!(mutations(&d).is_empty());
+    // The local provider cannot start nodes with access control.
+    let out = run(Some("s3cr3t-pw"), &["plan", topo, "--provider", "local"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("[auth] needs provider \"existing\""),
+        "{}",
+        stderr(&out)
+    );
+    // The right password: the whole bootstrap over authenticated connections.
+    let out = run(Some("s3cr3t-pw"), &["init", topo, "--timeout", "30"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("s3cr3t-pw")
+            && !String::from_utf8_lossy(&out.stdout).contains("s3cr3t-pw")
+    );
+    assert_eq!(d.catalog("cfg", "shards").len(), 2);
+    assert_eq!(d.catalog("cfg", "collections").len(), 1);
+    let out = run(Some("s3cr3t-pw"), &["status", topo, "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cr3t-pw"));
+    let out = run(Some("s3cr3t-pw"), &["env", topo]);
+    let env = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        env.contains("export MONGODB_USERNAME='clusterAdmin'"),
+        "{env}"
+    );
+    assert!(
+        env.contains("export MONGODB_PASSWORD_FROM='env:TEST_MONGO_PW'"),
+        "{env}"
+    );
+    assert!(!env.contains("s3cr3t-pw"));
+    // Access control is really on: without credentials the mongos refuses.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let e = rt.block_on(async {
+        let c =
+            mongodb::Client::with_uri_str(format!("mongodb://{}/?directConnection=true", l.mongos))
+                .await
+                .unwrap();
+        c.database("admin")
+            .run_command(doc! {"listShards": 1})
+            .await
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(e.contains("requires authentication"), "{e}");
 }

@@ -27,7 +27,7 @@
 //! The journal, confirmation and redaction helpers live here for now; they
 //! will merge with the shared guided-run machinery of `crate::migrate`.
 
-use crate::engine::mongo::conn::{self, int, CmdError, Node, NODE_TIMEOUT};
+use crate::engine::mongo::conn::{self, int, Auth, CmdError, Node, NODE_TIMEOUT};
 use crate::engine::mongo::observe::config_members;
 use crate::engine::mongo::plan::Scope;
 use crate::engine::mongo::MongoEngine;
@@ -203,22 +203,26 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct SourceSet {
     pub name: String,
+    /// Credentials from the `--from` URI, for its members.
+    pub auth: Auth,
     /// Members as the set's config lists them.
     pub members: Vec<String>,
     pub version: String,
 }
 
 /// Connect to the source with short, bounded timeouts.
-async fn source_client(uri: &str) -> Result<mongodb::Client> {
+async fn source_client(uri: &str) -> Result<(mongodb::Client, Auth)> {
     let mut o = mongodb::options::ClientOptions::parse(uri)
         .await
         .map_err(|e| anyhow!("--from {}: {}", redact_uri(uri), CmdError::from(e)))?;
+    let auth = Auth::from_credential(o.credential.clone());
     o.server_selection_timeout
         .get_or_insert(Duration::from_secs(10));
     o.connect_timeout.get_or_insert(NODE_TIMEOUT);
     o.app_name.get_or_insert_with(|| "datatier".to_string());
-    mongodb::Client::with_options(o)
-        .map_err(|e| anyhow!("--from {}: {}", redact_uri(uri), CmdError::from(e)))
+    let c = mongodb::Client::with_options(o)
+        .map_err(|e| anyhow!("--from {}: {}", redact_uri(uri), CmdError::from(e)))?;
+    Ok((c, auth))
 }
 
 /// Documents per collection of every user database, through `node`.
@@ -398,7 +402,7 @@ impl Outcome {
 /// Run (or resume) the migration.
 pub async fn run(opts: &Options) -> Result<Outcome> {
     let started = Instant::now();
-    let client = source_client(&opts.from).await?;
+    let (client, auth) = source_client(&opts.from).await?;
     let admin = client.database("admin");
     let hello = admin
         .run_command(doc! {"hello": 1})
@@ -429,6 +433,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
         .unwrap_or_default();
     let src = SourceSet {
         name: set_name,
+        auth,
         members,
         version,
     };
@@ -629,7 +634,8 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
 
     // 7. verify
     announce(6);
-    let outcome = verify(&spec, &j.counts_before, opts.timeout).await?;
+    let target_auth = MongoEngine::new(&spec, &ctx)?.auth;
+    let outcome = verify(&spec, &j.counts_before, opts.timeout, &target_auth).await?;
     if outcome.ok() {
         j.record("verify", "done", "counts equal");
         j.finished.get_or_insert_with(now_text);
@@ -662,7 +668,7 @@ async fn preflight(opts: &Options, src: &SourceSet, spec: &MongoShardedSpec) -> 
     let nodes = futures::future::join_all(
         src.members
             .iter()
-            .map(|m| async move { (m.clone(), conn::connect(m, NODE_TIMEOUT).await) }),
+            .map(|m| async move { (m.clone(), conn::connect(m, NODE_TIMEOUT, &src.auth).await) }),
     )
     .await;
     let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -892,7 +898,7 @@ async fn shardsvr(
 ) -> Result<()> {
     let mut missing = Vec::new();
     for m in &src.members {
-        let n = conn::connect(m, NODE_TIMEOUT)
+        let n = conn::connect(m, NODE_TIMEOUT, &src.auth)
             .await
             .map_err(|e| anyhow!("{m}: {e}"))?;
         let opts_doc = n
@@ -943,7 +949,7 @@ async fn shardsvr(
         opts.yes,
     )?;
     let set = spec.set(&src.name).expect("declared");
-    let primary = crate::engine::mongo::apply::wait_primary(set, ctx.timeout).await?;
+    let primary = crate::engine::mongo::apply::wait_primary(set, ctx.timeout, &src.auth).await?;
     let mut order: Vec<&local::ProcessRecord> =
         managed.iter().filter(|r| r.node != primary.addr).collect();
     if let Some(p) = managed.iter().find(|r| r.node == primary.addr) {
@@ -952,7 +958,7 @@ async fn shardsvr(
     for rec in order {
         if rec.node == primary.addr {
             // Hand the primary role over before stopping it.
-            let n = conn::connect(&rec.node, NODE_TIMEOUT)
+            let n = conn::connect(&rec.node, NODE_TIMEOUT, &src.auth)
                 .await
                 .map_err(|e| anyhow!("{}: {e}", rec.node))?;
             match n.admin(doc! {"replSetStepDown": 60}).await {
@@ -968,7 +974,7 @@ async fn shardsvr(
             r.args.push("--shardsvr".into());
         }
         local::start(&ctx.state, &r, None, ctx.timeout).await?;
-        crate::engine::mongo::apply::wait_primary(set, ctx.timeout).await?;
+        crate::engine::mongo::apply::wait_primary(set, ctx.timeout, &src.auth).await?;
         tracing::info!("{}: restarted with --shardsvr", r.node);
     }
     Ok(())
@@ -980,11 +986,12 @@ async fn verify(
     spec: &MongoShardedSpec,
     before: &BTreeMap<String, u64>,
     timeout: Duration,
+    auth: &Auth,
 ) -> Result<Outcome> {
     let mut router = None;
     let mut why = Vec::new();
     for a in spec.mongos_addrs() {
-        match conn::connect(&a, NODE_TIMEOUT).await {
+        match conn::connect(&a, NODE_TIMEOUT, auth).await {
             Ok(n) => {
                 router = Some(n.with_timeout(timeout));
                 break;
@@ -1093,6 +1100,7 @@ mod tests {
         };
         let src = SourceSet {
             name: "rs0".into(),
+            auth: Auth::none(),
             members: vec![
                 "127.0.0.1:27401".into(),
                 "127.0.0.1:27402".into(),

@@ -19,6 +19,7 @@
 //!   may cross midnight).
 
 use super::{default_name, parse_provider, Kind, Meta, Source, TopologyError, TopologyErrors};
+use crate::secret::SecretSource;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::collections::HashMap;
@@ -299,6 +300,16 @@ pub struct MongodOptions {
     pub extra_args: Vec<String>,
 }
 
+/// Credentials for nodes with access control (`[auth]`): a SCRAM user
+/// that exists on the config servers and every shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MongoAuth {
+    pub username: String,
+    pub password: SecretSource,
+    /// The authentication database (default `admin`).
+    pub source: String,
+}
+
 /// A validated MongoDB sharded cluster topology.
 #[derive(Debug, Clone)]
 pub struct MongoShardedSpec {
@@ -314,6 +325,7 @@ pub struct MongoShardedSpec {
     pub balancer_window: Option<Option<BalancerWindow>>,
     pub collections: Vec<ShardedCollection>,
     pub mongod: MongodOptions,
+    pub auth: Option<MongoAuth>,
     /// `[binaries]`; else `DATATIER_MONGOD_BIN` / `DATATIER_MONGOS_BIN`, PATH.
     pub mongod_bin: Option<PathBuf>,
     pub mongos_bin: Option<PathBuf>,
@@ -361,8 +373,18 @@ struct File {
     collections: Vec<Spanned<CollectionSection>>,
     #[serde(default)]
     mongod: MongodSection,
+    auth: Option<Spanned<AuthSection>>,
     #[serde(default)]
     binaries: Binaries,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthSection {
+    username: Spanned<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    source: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -957,6 +979,39 @@ pub fn parse(source: Source) -> Result<MongoShardedSpec, TopologyErrors> {
         }
     }
 
+    // [auth]
+    let auth = match &file.auth {
+        None => None,
+        Some(a) => {
+            let sec = a.get_ref();
+            if sec.username.get_ref().is_empty() {
+                c.err(sec.username.span(), "auth.username", "must not be empty");
+            }
+            match (&sec.password_env, &sec.password_file) {
+                (Some(_), Some(_)) => c.err(
+                    a.span(),
+                    "auth",
+                    "give either password_env or password_file, not both",
+                ),
+                (None, None) => c.err_help(
+                    a.span(),
+                    "auth",
+                    "needs a password source",
+                    "add password_env = \"MONGO_PASSWORD\" or password_file = \"mongo.pass\" (never the password itself)",
+                ),
+                _ => {}
+            }
+            Some(MongoAuth {
+                username: sec.username.get_ref().clone(),
+                password: SecretSource {
+                    password_env: sec.password_env.clone(),
+                    password_file: sec.password_file.clone(),
+                },
+                source: sec.source.clone().unwrap_or_else(|| "admin".into()),
+            })
+        }
+    };
+
     if !c.errors.is_empty() {
         return Err(TopologyErrors(c.errors));
     }
@@ -979,6 +1034,7 @@ pub fn parse(source: Source) -> Result<MongoShardedSpec, TopologyErrors> {
             oplog_size_mb,
             extra_args: m.extra_args.iter().map(|a| a.get_ref().clone()).collect(),
         },
+        auth,
         mongod_bin: file.binaries.mongod,
         mongos_bin: file.binaries.mongos,
     })
@@ -1491,6 +1547,22 @@ hosts = [\"127.0.0.1:20\"]
             e.contains("127.0.0.1:1 is declared twice (also config_servers.members[0])"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn auth_takes_a_password_source_never_a_password() {
+        let s = parse_str(&with(
+            "[auth]\nusername = \"admin\"\npassword_env = \"MONGO_PW\"\n",
+        ))
+        .unwrap();
+        let a = s.auth.unwrap();
+        assert_eq!(a.username, "admin");
+        assert_eq!(a.source, "admin");
+        assert_eq!(a.password.password_env.as_deref(), Some("MONGO_PW"));
+        let e = err(&with("[auth]\nusername = \"admin\"\n"));
+        assert!(e.contains("field `auth`: needs a password source"), "{e}");
+        let e = err(&with("[auth]\nusername = \"admin\"\npassword = \"x\"\n"));
+        assert!(e.contains("field `password`: unknown field"), "{e}");
     }
 
     #[test]

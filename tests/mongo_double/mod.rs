@@ -262,6 +262,8 @@ pub struct World {
     cursors: HashMap<i64, (String, VecDeque<Document>)>,
     next_cursor: i64,
     balancer_rounds: i64,
+    /// Access control: when non-empty, commands need SCRAM-SHA-256 first.
+    users: HashMap<String, String>,
 }
 
 /// A handle on the doubles of one test: its own runtime and world.
@@ -296,6 +298,7 @@ impl Double {
             cursors: HashMap::new(),
             next_cursor: 1000,
             balancer_rounds: 0,
+            users: HashMap::new(),
         }));
         let (tx, _) = watch::channel(1i64);
         let changed = Arc::new(tx);
@@ -479,6 +482,13 @@ impl Double {
             reply: doc! {"ok": 0.0, "errmsg": msg, "code": code, "codeName": code_name(code)},
             remaining: n,
         });
+    }
+
+    /// Turn access control on for every node, with this user.
+    pub fn add_user(&self, user: &str, password: &str) {
+        self.w()
+            .users
+            .insert(user.to_string(), password.to_string());
     }
 
     /// Commands received so far, as (node, command name).
@@ -691,6 +701,65 @@ impl Drop for Double {
     }
 }
 
+/// What one client connection has established (authentication).
+#[derive(Default)]
+pub struct ConnState {
+    id: i64,
+    user: Option<String>,
+    scram: Option<Scram>,
+}
+
+/// A SCRAM-SHA-256 conversation in progress (RFC 5802 / 7677).
+struct Scram {
+    user: String,
+    client_first_bare: String,
+    server_first: String,
+    salted: Vec<u8>,
+    done: bool,
+    /// `options.skipEmptyExchange` of saslStart: finish with the server's
+    /// final message instead of waiting for an empty client message.
+    skip_empty: bool,
+}
+
+fn hmac256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    m.update(msg);
+    m.finalize().into_bytes().to_vec()
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).to_vec()
+}
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn unb64(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+const SCRAM_ITERATIONS: u32 = 4096;
+
+fn payload(body: &Document) -> Result<String, Err_> {
+    match body.get("payload") {
+        Some(Bson::Binary(b)) => Ok(String::from_utf8_lossy(&b.bytes).into_owned()),
+        Some(Bson::String(s)) => Ok(s.clone()),
+        _ => Err(err(2, "SASL payload missing")),
+    }
+}
+
+fn bin(s: &str) -> Bson {
+    Bson::Binary(bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: s.as_bytes().to_vec(),
+    })
+}
+
 fn is_hello(name: &str) -> bool {
     matches!(name, "hello" | "isMaster" | "ismaster")
 }
@@ -703,6 +772,10 @@ async fn serve(
     mut changed: watch::Receiver<i64>,
     conn_id: i64,
 ) {
+    let mut conn = ConnState {
+        id: conn_id,
+        ..Default::default()
+    };
     loop {
         let req = tokio::select! {
             r = wire::read(&mut sock) => match r {
@@ -742,7 +815,7 @@ async fn serve(
             if !w.nodes.get(&addr).is_some_and(|n| n.up) {
                 return;
             }
-            w.dispatch(&addr, &req.body, conn_id)
+            w.dispatch(&addr, &req.body, &mut conn)
         };
         if wire::write(&mut sock, &req, &reply).await.is_err() {
             return;
@@ -869,17 +942,32 @@ impl World {
         Some(r)
     }
 
-    fn dispatch(&mut self, addr: &str, body: &Document, conn_id: i64) -> Document {
+    fn dispatch(&mut self, addr: &str, body: &Document, conn: &mut ConnState) -> Document {
         let name = body.keys().next().cloned().unwrap_or_default();
-        self.log
-            .push((addr.to_string(), name.clone(), body.clone()));
+        let mut logged = body.clone();
+        logged.remove("payload");
+        self.log.push((addr.to_string(), name.clone(), logged));
         if let Some(r) = self.take_fault(addr, &name) {
             return r;
         }
+        let conn_id = conn.id;
         let db = body.get_str("$db").unwrap_or("admin").to_string();
-        let r = match self.node(addr).kind.clone() {
-            Kind::Mongod { .. } => self.mongod(addr, &name, &db, body, conn_id),
-            Kind::Mongos { configdb } => self.mongos(addr, &configdb, &name, &db, body, conn_id),
+        let r = match name.as_str() {
+            "saslStart" => self.sasl_start(body, conn),
+            "saslContinue" => self.sasl_continue(body, conn),
+            n if !self.users.is_empty()
+                && conn.user.is_none()
+                && !(is_hello(n)
+                    || matches!(n, "ping" | "buildInfo" | "buildinfo" | "endSessions")) =>
+            {
+                Err(err(13, format!("Command {n} requires authentication")))
+            }
+            _ => match self.node(addr).kind.clone() {
+                Kind::Mongod { .. } => self.mongod(addr, &name, &db, body, conn_id),
+                Kind::Mongos { configdb } => {
+                    self.mongos(addr, &configdb, &name, &db, body, conn_id)
+                }
+            },
         };
         match r {
             Ok(mut d) => {
@@ -890,6 +978,95 @@ impl World {
                 doc! {"ok": 0.0, "errmsg": e.msg, "code": e.code, "codeName": code_name(e.code)}
             }
         }
+    }
+
+    fn sasl_start(&mut self, body: &Document, conn: &mut ConnState) -> R {
+        let mech = body.get_str("mechanism").unwrap_or("");
+        if mech != "SCRAM-SHA-256" {
+            return Err(err(
+                2,
+                format!("Received authentication for mechanism {mech} which is not enabled"),
+            ));
+        }
+        let first = payload(body)?;
+        let bare = first
+            .strip_prefix("n,,")
+            .ok_or_else(|| err(17, "Incorrect SCRAM client message prefix"))?
+            .to_string();
+        let mut user = None;
+        let mut cnonce = None;
+        for part in bare.split(',') {
+            if let Some(u) = part.strip_prefix("n=") {
+                user = Some(u.replace("=2C", ",").replace("=3D", "="));
+            } else if let Some(r) = part.strip_prefix("r=") {
+                cnonce = Some(r.to_string());
+            }
+        }
+        let (Some(user), Some(cnonce)) = (user, cnonce) else {
+            return Err(err(17, "Invalid SCRAM client-first message"));
+        };
+        let salt = sha256(format!("salt:{user}").as_bytes())[..16].to_vec();
+        let password = self.users.get(&user).cloned().unwrap_or_default();
+        let mut salted = vec![0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+            password.as_bytes(),
+            &salt,
+            SCRAM_ITERATIONS,
+            &mut salted,
+        );
+        let snonce = b64(&sha256(format!("{}{}", conn.id, ObjectId::new()).as_bytes())[..18]);
+        let server_first = format!("r={cnonce}{snonce},s={},i={SCRAM_ITERATIONS}", b64(&salt));
+        let skip_empty = body
+            .get_document("options")
+            .ok()
+            .and_then(|o| o.get_bool("skipEmptyExchange").ok())
+            .unwrap_or(false);
+        conn.scram = Some(Scram {
+            user,
+            client_first_bare: bare,
+            server_first: server_first.clone(),
+            salted,
+            done: false,
+            skip_empty,
+        });
+        Ok(doc! {"conversationId": 1, "done": false, "payload": bin(&server_first)})
+    }
+
+    fn sasl_continue(&mut self, body: &Document, conn: &mut ConnState) -> R {
+        let Some(sc) = conn.scram.as_mut() else {
+            return Err(err(17, "No SASL session state found"));
+        };
+        let msg = payload(body)?;
+        if sc.done {
+            // The client's empty closing message (no skipEmptyExchange).
+            return Ok(doc! {"conversationId": 1, "done": true, "payload": bin("")});
+        }
+        let fail = || err(18, "Authentication failed.");
+        let (without_proof, proof) = msg.rsplit_once(",p=").ok_or_else(fail)?;
+        let proof = unb64(proof).ok_or_else(fail)?;
+        let auth_message = format!(
+            "{},{},{}",
+            sc.client_first_bare, sc.server_first, without_proof
+        );
+        let client_key = hmac256(&sc.salted, b"Client Key");
+        let stored_key = sha256(&client_key);
+        let signature = hmac256(&stored_key, auth_message.as_bytes());
+        if proof.len() != signature.len() {
+            return Err(fail());
+        }
+        let recovered: Vec<u8> = proof.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        if sha256(&recovered) != stored_key || !self.users.contains_key(&sc.user) {
+            conn.scram = None;
+            return Err(fail());
+        }
+        let server_key = hmac256(&sc.salted, b"Server Key");
+        let server_sig = hmac256(&server_key, auth_message.as_bytes());
+        sc.done = true;
+        conn.user = Some(sc.user.clone());
+        let skip = sc.skip_empty;
+        Ok(
+            doc! {"conversationId": 1, "done": skip, "payload": bin(&format!("v={}", b64(&server_sig)))},
+        )
     }
 
     fn common(&mut self, addr: &str, name: &str, body: &Document, conn_id: i64) -> Option<R> {
@@ -984,6 +1161,12 @@ impl World {
         };
         if legacy && body.get_bool("helloOk").unwrap_or(false) {
             d.insert("helloOk", true);
+        }
+        if let Ok(u) = body.get_str("saslSupportedMechs") {
+            let user = u.split_once('.').map(|(_, u)| u).unwrap_or(u);
+            if self.users.contains_key(user) {
+                d.insert("saslSupportedMechs", vec!["SCRAM-SHA-256"]);
+            }
         }
         match &n.kind {
             Kind::Mongos { .. } => {

@@ -18,7 +18,7 @@
 //! half-way is completed by running `init` again. Waits poll the real
 //! condition with backoff up to `--timeout` and say what is still missing.
 
-use super::conn::{self, code, int, step_error, CmdError, Node, NODE_TIMEOUT};
+use super::conn::{self, code, int, step_error, Auth, CmdError, Node, NODE_TIMEOUT};
 use super::observe::config_members;
 use super::plan::Action;
 use super::process;
@@ -69,7 +69,7 @@ pub async fn apply(engine: &MongoEngine<'_>, ctx: &Ctx, plan: Plan<Action>) -> R
                 unreachable!()
             };
             let set = spec.set(set).expect("planned from the spec");
-            initiate(set, &s.target, ctx.timeout)
+            initiate(set, &s.target, ctx.timeout, &engine.auth)
         }))
         .await?;
     }
@@ -83,7 +83,7 @@ pub async fn apply(engine: &MongoEngine<'_>, ctx: &Ctx, plan: Plan<Action>) -> R
                 unreachable!()
             };
             let set = spec.set(set).expect("planned from the spec");
-            reconfig(set, ctx.timeout)
+            reconfig(set, ctx.timeout, &engine.auth)
         }))
         .await?;
     }
@@ -102,7 +102,7 @@ pub async fn apply(engine: &MongoEngine<'_>, ctx: &Ctx, plan: Plan<Action>) -> R
         }
         futures::future::try_join_all(names.iter().map(|n| {
             let set = spec.set(n).expect("planned from the spec");
-            wait_primary(set, ctx.timeout)
+            wait_primary(set, ctx.timeout, &engine.auth)
         }))
         .await?;
         tracing::info!(
@@ -136,7 +136,7 @@ pub async fn apply(engine: &MongoEngine<'_>, ctx: &Ctx, plan: Plan<Action>) -> R
     });
     if needs_router {
         phase("wait for mongos");
-        let router = wait_router(spec, ctx.timeout).await?;
+        let router = wait_router(spec, ctx.timeout, &engine.auth).await?;
 
         // 7./8. Catalog steps in plan order, up to an "observe again".
         phase("catalog");
@@ -160,7 +160,7 @@ pub async fn apply(engine: &MongoEngine<'_>, ctx: &Ctx, plan: Plan<Action>) -> R
                 unreachable!()
             };
             let set = spec.set(set).expect("planned from the spec");
-            wait_members(set, ctx.timeout)
+            wait_members(set, ctx.timeout, &engine.auth)
         }))
         .await?;
     }
@@ -264,8 +264,8 @@ pub fn initiate_config(set: &ReplicaSetSpec) -> Document {
     c
 }
 
-async fn initiate(set: &ReplicaSetSpec, addr: &str, timeout: Duration) -> Result<()> {
-    let node = connect(addr).await?.with_timeout(timeout);
+async fn initiate(set: &ReplicaSetSpec, addr: &str, timeout: Duration, auth: &Auth) -> Result<()> {
+    let node = connect(addr, auth).await?.with_timeout(timeout);
     let cfg = initiate_config(set);
     match node.admin(doc! {"replSetInitiate": cfg}).await {
         Ok(_) => {
@@ -300,8 +300,8 @@ async fn initiate(set: &ReplicaSetSpec, addr: &str, timeout: Duration) -> Result
     }
 }
 
-async fn connect(addr: &str) -> Result<Node> {
-    conn::connect(addr, NODE_TIMEOUT)
+async fn connect(addr: &str, auth: &Auth) -> Result<Node> {
+    conn::connect(addr, NODE_TIMEOUT, auth)
         .await
         .map_err(|e| anyhow!("{addr}: {e}"))
 }
@@ -367,17 +367,20 @@ pub fn next_config(current: &Document, set: &ReplicaSetSpec) -> Option<Document>
         d.remove("newlyAdded");
     }
     next.insert("members", members);
-    next.insert("version", int(current.get("version")).unwrap_or(1) + 1);
+    next.insert(
+        "version",
+        (int(current.get("version")).unwrap_or(1) + 1) as i32,
+    );
     // The server sets the term itself.
     next.remove("term");
     Some(next)
 }
 
-async fn reconfig(set: &ReplicaSetSpec, timeout: Duration) -> Result<()> {
+async fn reconfig(set: &ReplicaSetSpec, timeout: Duration, auth: &Auth) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let primary = wait_primary(set, left).await?;
+        let primary = wait_primary(set, left, auth).await?;
         let node = primary.with_timeout(left.max(Duration::from_secs(1)));
         let cfg = node
             .admin(doc! {"replSetGetConfig": 1})
@@ -416,14 +419,14 @@ async fn reconfig(set: &ReplicaSetSpec, timeout: Duration) -> Result<()> {
 }
 
 /// One member's `hello`, or why not.
-async fn hello(addr: &str) -> Result<Document, CmdError> {
-    let n = conn::connect(addr, NODE_TIMEOUT).await?;
+async fn hello(addr: &str, auth: &Auth) -> Result<Document, CmdError> {
+    let n = conn::connect(addr, NODE_TIMEOUT, auth).await?;
     n.admin(doc! {"hello": 1}).await
 }
 
 /// Poll until the set has one primary and a healthy voting majority;
 /// returns a connection to the primary.
-pub async fn wait_primary(set: &ReplicaSetSpec, timeout: Duration) -> Result<Node> {
+pub async fn wait_primary(set: &ReplicaSetSpec, timeout: Duration, auth: &Auth) -> Result<Node> {
     let addrs = set.addrs();
     wait::until(
         &format!("replica set {} to elect a primary", set.name),
@@ -434,7 +437,7 @@ pub async fn wait_primary(set: &ReplicaSetSpec, timeout: Duration) -> Result<Nod
             let addrs = addrs.clone();
             async move {
                 let hellos =
-                    futures::future::join_all(addrs.iter().map(|a| hello(a))).await;
+                    futures::future::join_all(addrs.iter().map(|a| hello(a, auth))).await;
                 let mut states = Vec::new();
                 let mut primary = None;
                 for (a, h) in addrs.iter().zip(&hellos) {
@@ -458,7 +461,7 @@ pub async fn wait_primary(set: &ReplicaSetSpec, timeout: Duration) -> Result<Nod
                 let Some(p) = primary else {
                     return Poll::Pending(format!("no primary yet ({})", states.join(", ")));
                 };
-                let node = match conn::connect(&p, NODE_TIMEOUT).await {
+                let node = match conn::connect(&p, NODE_TIMEOUT, auth).await {
                     Ok(n) => n,
                     Err(e) => return Poll::Pending(format!("{p}: {e}")),
                 };
@@ -509,8 +512,8 @@ async fn healthy_voting(primary: &Node) -> Result<(usize, usize, usize), CmdErro
 }
 
 /// Poll until every declared member is PRIMARY, SECONDARY or ARBITER.
-async fn wait_members(set: &ReplicaSetSpec, timeout: Duration) -> Result<()> {
-    let primary = wait_primary(set, timeout).await?;
+async fn wait_members(set: &ReplicaSetSpec, timeout: Duration, auth: &Auth) -> Result<()> {
+    let primary = wait_primary(set, timeout, auth).await?;
     wait::until(
         &format!("every member of {} to finish its initial sync", set.name),
         timeout,
@@ -566,7 +569,7 @@ async fn wait_members(set: &ReplicaSetSpec, timeout: Duration) -> Result<()> {
 
 /// Poll until a declared mongos answers `listShards` (it reads the catalog
 /// from the config servers); returns a connection to it.
-async fn wait_router(spec: &MongoShardedSpec, timeout: Duration) -> Result<Node> {
+async fn wait_router(spec: &MongoShardedSpec, timeout: Duration, auth: &Auth) -> Result<Node> {
     let addrs = spec.mongos_addrs();
     wait::until(
         "a mongos to read the cluster catalog",
@@ -578,7 +581,7 @@ async fn wait_router(spec: &MongoShardedSpec, timeout: Duration) -> Result<Node>
             async move {
                 let mut why = Vec::new();
                 for a in &addrs {
-                    match conn::connect(a, NODE_TIMEOUT).await {
+                    match conn::connect(a, NODE_TIMEOUT, auth).await {
                         Ok(n) => match n.admin(doc! {"listShards": 1}).await {
                             Ok(_) => return Poll::Ready(n),
                             Err(e) => why.push(format!("{a}: listShards: {e}")),
@@ -832,7 +835,7 @@ mod tests {
         let s = set(vec![member("h:1"), member("h:2"), member("h:3")]);
         let cur = doc! {"_id": "rs", "version": 4, "term": 2, "members": [{"_id": 0, "host": "h:1", "priority": 1.0, "votes": 1}]};
         let n1 = next_config(&cur, &s).unwrap();
-        assert_eq!(n1.get_i64("version"), Ok(5));
+        assert_eq!(n1.get_i32("version"), Ok(5));
         assert!(n1.get("term").is_none());
         let hosts: Vec<&str> = n1
             .get_array("members")

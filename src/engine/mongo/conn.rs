@@ -9,10 +9,11 @@
 //! state. Before creating a client we try a plain TCP connect, so a node
 //! that is down costs one refused connect, not a selection timeout.
 
+use crate::secret::Secret;
 use anyhow::{anyhow, Result};
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
-use mongodb::options::{ClientOptions, ServerAddress};
+use mongodb::options::{ClientOptions, Credential, ServerAddress};
 use mongodb::Client;
 use std::fmt;
 use std::time::Duration;
@@ -86,6 +87,11 @@ impl From<mongodb::error::Error> for CmdError {
                 message: c.message.clone(),
             },
             ErrorKind::Io(io) => CmdError::transport(io_text(io)),
+            ErrorKind::Authentication { message, .. } => CmdError {
+                code: Some(18),
+                code_name: "AuthenticationFailed".into(),
+                message: message.clone(),
+            },
             ErrorKind::ServerSelection { message, .. } => {
                 // "Server selection timeout: ... Error: Kind: I/O error: Connection refused ..."
                 let lower = message.to_ascii_lowercase();
@@ -113,6 +119,41 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
+/// Credentials for nodes with access control (SCRAM, from the topology's
+/// `[auth]` or a `--from` URI). Formatting never shows the password.
+#[derive(Clone, Default)]
+pub struct Auth(Option<Credential>);
+
+impl Auth {
+    pub fn none() -> Auth {
+        Auth(None)
+    }
+    pub fn scram(user: &str, password: &Secret, source: &str) -> Auth {
+        Auth(Some(
+            Credential::builder()
+                .username(user.to_string())
+                .password(password.expose().to_string())
+                .source(source.to_string())
+                .build(),
+        ))
+    }
+    pub fn from_credential(c: Option<Credential>) -> Auth {
+        Auth(c)
+    }
+    pub fn user(&self) -> Option<&str> {
+        self.0.as_ref()?.username.as_deref()
+    }
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.user() {
+            Some(u) => write!(f, "Auth({u}, ***)"),
+            None => f.write_str("Auth(none)"),
+        }
+    }
+}
+
 /// A client for exactly one node.
 #[derive(Clone)]
 pub struct Node {
@@ -129,7 +170,7 @@ impl fmt::Debug for Node {
 
 /// Connect to one node directly (see the module docs), failing fast when
 /// nothing listens there.
-pub async fn connect(addr: &str, timeout: Duration) -> Result<Node, CmdError> {
+pub async fn connect(addr: &str, timeout: Duration, auth: &Auth) -> Result<Node, CmdError> {
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
         Err(_) => return Err(CmdError::transport("timed out")),
         Ok(Err(e)) => return Err(CmdError::transport(io_text(&e))),
@@ -144,6 +185,7 @@ pub async fn connect(addr: &str, timeout: Duration) -> Result<Node, CmdError> {
     o.max_pool_size = Some(4);
     o.retry_reads = Some(false);
     o.retry_writes = Some(false);
+    o.credential = auth.0.clone();
     let client = Client::with_options(o).map_err(CmdError::from)?;
     Ok(Node {
         addr: addr.to_string(),
@@ -304,6 +346,13 @@ mod tests {
     }
 
     #[test]
+    fn auth_never_shows_the_password() {
+        let a = Auth::scram("admin", &Secret::new("hunter2"), "admin");
+        assert_eq!(format!("{a:?}"), "Auth(admin, ***)");
+        assert_eq!(format!("{:?}", Auth::none()), "Auth(none)");
+    }
+
+    #[test]
     fn errors_render_code_and_name() {
         let e = CmdError {
             code: Some(94),
@@ -325,9 +374,13 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         // The TCP probe answers, not the driver's server selection.
-        let e = connect(&format!("127.0.0.1:{port}"), Duration::from_secs(5))
-            .await
-            .unwrap_err();
+        let e = connect(
+            &format!("127.0.0.1:{port}"),
+            Duration::from_secs(5),
+            &Auth::none(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.message, "connection refused");
     }
 }

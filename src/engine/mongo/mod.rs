@@ -28,15 +28,32 @@ use anyhow::Result;
 pub struct MongoEngine<'a> {
     pub spec: &'a MongoShardedSpec,
     pub provider: ProviderKind,
+    /// Credentials from `[auth]` (none: nodes without access control).
+    pub auth: conn::Auth,
     /// Which stages `plan` covers (everything for `init`).
     pub scope: plan::Scope,
 }
 
 impl<'a> MongoEngine<'a> {
     pub fn new(spec: &'a MongoShardedSpec, ctx: &Ctx) -> Result<Self> {
+        let auth = match &spec.auth {
+            None => conn::Auth::none(),
+            Some(_) if ctx.provider == ProviderKind::Local => anyhow::bail!(
+                "{}: [auth] needs provider \"existing\": the local provider does not start mongod with access control (a keyFile and users) yet; start the nodes with --keyFile, create the user, and use --provider existing",
+                spec.meta.name
+            ),
+            Some(a) => {
+                let secret = a
+                    .password
+                    .resolve(&spec.meta.source.base)?
+                    .ok_or_else(|| anyhow::anyhow!("{}: [auth] has no password source", spec.meta.name))?;
+                conn::Auth::scram(&a.username, &secret, &a.source)
+            }
+        };
         Ok(MongoEngine {
             spec,
             provider: ctx.provider,
+            auth,
             scope: plan::Scope::ALL,
         })
     }
@@ -54,6 +71,18 @@ impl<'a> MongoEngine<'a> {
         ];
         if let Some(db) = db {
             v.push(("MONGODB_DATABASE".to_string(), db));
+        }
+        if let Some(a) = &self.spec.auth {
+            v.push(("MONGODB_USERNAME".to_string(), a.username.clone()));
+            v.push(("MONGODB_AUTH_SOURCE".to_string(), a.source.clone()));
+            if let Some(e) = &a.password.password_env {
+                v.push(("MONGODB_PASSWORD_FROM".into(), format!("env:{e}")));
+            } else if let Some(p) = &a.password.password_file {
+                v.push((
+                    "MONGODB_PASSWORD_FROM".into(),
+                    format!("file:{}", p.display()),
+                ));
+            }
         }
         v
     }
@@ -74,7 +103,7 @@ impl Engine for MongoEngine<'_> {
             ProviderKind::Local => observe::local_process(&state, addr),
             ProviderKind::Existing => observe::Process::External,
         };
-        Ok(observe::observe(self.spec, &processes).await)
+        Ok(observe::observe(self.spec, &processes, &self.auth).await)
     }
 
     fn plan(

@@ -4,7 +4,7 @@
 //! into an error; a command a node refuses is recorded with the server's
 //! error (e.g. `NotYetInitialized (94)` for a member never initiated).
 
-use super::conn::{self, int, CmdError, Node, NODE_TIMEOUT};
+use super::conn::{self, int, Auth, CmdError, Node, NODE_TIMEOUT};
 use crate::provider::local::{self, ProcState, StateDir};
 use crate::topology::mongo::{MongoShardedSpec, SetRole};
 use bson::{doc, Bson, Document};
@@ -633,7 +633,11 @@ pub fn local_process(state: &StateDir, addr: &str) -> Process {
 }
 
 /// Observe everything: members and routers in parallel, then the catalog.
-pub async fn observe(spec: &MongoShardedSpec, processes: &dyn Fn(&str) -> Process) -> Observed {
+pub async fn observe(
+    spec: &MongoShardedSpec,
+    processes: &dyn Fn(&str) -> Process,
+    auth: &Auth,
+) -> Observed {
     let member_tasks = spec.sets().map(|set| {
         let tasks = set.members.iter().map(|m| {
             let addr = m.addr();
@@ -642,7 +646,7 @@ pub async fn observe(spec: &MongoShardedSpec, processes: &dyn Fn(&str) -> Proces
                 let view = if matches!(process, Process::Stopped { .. }) {
                     Err("not running".to_string())
                 } else {
-                    match conn::connect(&addr, NODE_TIMEOUT).await {
+                    match conn::connect(&addr, NODE_TIMEOUT, auth).await {
                         Ok(n) => read_member(&n).await,
                         Err(e) => Err(e.to_string()),
                     }
@@ -669,7 +673,7 @@ pub async fn observe(spec: &MongoShardedSpec, processes: &dyn Fn(&str) -> Proces
             let (view, node) = if matches!(process, Process::Stopped { .. }) {
                 (Err("not running".to_string()), None)
             } else {
-                match conn::connect(&addr, NODE_TIMEOUT).await {
+                match conn::connect(&addr, NODE_TIMEOUT, auth).await {
                     Ok(n) => (read_router(&n).await, Some(n)),
                     Err(e) => (Err(e.to_string()), None),
                 }

@@ -289,6 +289,9 @@ pub fn plan_scoped(
                     unpredictable |= *has_state;
                     vs.push((m.addr.clone(), fresh_view(set)));
                 }
+                (_, Err(e)) if e.starts_with("AuthenticationFailed") => {
+                    unreachable.push(format!("{} refused the credentials ({e})", m.addr))
+                }
                 (_, Err(e)) => unreachable.push(format!("{} is unreachable ({e})", m.addr)),
                 (_, Ok(v)) => vs.push((m.addr.clone(), v.clone())),
             }
@@ -299,6 +302,9 @@ pub fn plan_scoped(
     for r in &obs.routers {
         match (&r.process, &r.view) {
             (Process::Stopped { .. }, _) => mongos_starts.push(r.addr.clone()),
+            (_, Err(e)) if e.starts_with("AuthenticationFailed") => {
+                unreachable.push(format!("mongos {} refused the credentials ({e})", r.addr))
+            }
             (_, Err(e)) => unreachable.push(format!("mongos {} is unreachable ({e})", r.addr)),
             (_, Ok(_)) => {}
         }

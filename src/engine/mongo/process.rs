@@ -20,7 +20,17 @@ fn find(name: &str, configured: Option<&Path>, env: &str) -> Result<PathBuf> {
         PathBuf::from("/opt/mongodb/bin"),
     ];
     local::find_binary(name, configured, env, &dirs)
-        .map_err(|e| anyhow::anyhow!("{e}\nhint: {INSTALL_HINT}"))
+        .map_err(|e| {
+            let e = e.to_string();
+            // The generic message points at scripts/setup.sh, which cannot
+            // install MongoDB: say what can.
+            let e = if e.contains("not found on PATH") {
+                format!("{name} not found on PATH (nor in /usr/bin, /usr/local/bin, /opt/mongodb/bin) and {env} is unset")
+            } else {
+                e
+            };
+            anyhow::anyhow!("{e}\nhint: {INSTALL_HINT}")
+        })
         .with_context(|| format!("the local provider needs {name}"))
 }
 
