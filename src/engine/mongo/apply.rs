@@ -376,46 +376,53 @@ pub fn next_config(current: &Document, set: &ReplicaSetSpec) -> Option<Document>
     Some(next)
 }
 
+/// Reconfigure until the set's config holds the declared members: one
+/// change per `replSetReconfig`, each sent to the current primary; a
+/// config still propagating (109, 308) or a primary stepping down is
+/// retried by the poll, anything else fails at once.
 async fn reconfig(set: &ReplicaSetSpec, timeout: Duration, auth: &Auth) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let primary = wait_primary(set, left, auth).await?;
-        let node = primary.with_timeout(left.max(Duration::from_secs(1)));
-        let cfg = node
-            .admin(doc! {"replSetGetConfig": 1})
-            .await
-            .map_err(|e| step_error(&node.addr, "replSetGetConfig", &e))?;
-        let cfg = cfg.get_document("config").cloned().unwrap_or_default();
-        let Some(next) = next_config(&cfg, set) else {
-            return Ok(());
-        };
-        match node.admin(doc! {"replSetReconfig": next}).await {
-            Ok(_) => tracing::info!("{}: reconfigured {}", node.addr, set.name),
-            // The previous config is still propagating: try again shortly.
-            Err(e)
-                if e.is(code::CONFIGURATION_IN_PROGRESS)
-                    || e.is(code::CURRENT_CONFIG_NOT_COMMITTED_YET)
-                    || e.is(code::NOT_WRITABLE_PRIMARY) =>
-            {
-                if Instant::now() >= deadline {
-                    bail!(
-                        "{}: replSetReconfig of {} kept failing: {e}",
-                        node.addr,
-                        set.name
-                    );
+    wait::until(
+        &format!("replica set {} to take the declared members", set.name),
+        timeout,
+        Duration::from_millis(20),
+        Duration::from_millis(500),
+        || async move {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let primary = match wait_primary(set, left, auth).await {
+                Ok(p) => p,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            let node = primary.with_timeout(left.max(Duration::from_secs(1)));
+            let cfg = match node.admin(doc! {"replSetGetConfig": 1}).await {
+                Ok(c) => c.get_document("config").cloned().unwrap_or_default(),
+                Err(e) => return Poll::Pending(format!("{}: replSetGetConfig: {e}", node.addr)),
+            };
+            let Some(next) = next_config(&cfg, set) else {
+                return Poll::Ready(Ok(()));
+            };
+            match node.admin(doc! {"replSetReconfig": next}).await {
+                Ok(_) => {
+                    tracing::info!("{}: reconfigured {}", node.addr, set.name);
+                    Poll::Pending("one change applied; checking for the next".into())
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => {
-                return Err(step_error(
+                Err(e)
+                    if e.is(code::CONFIGURATION_IN_PROGRESS)
+                        || e.is(code::CURRENT_CONFIG_NOT_COMMITTED_YET)
+                        || e.is(code::NOT_WRITABLE_PRIMARY)
+                        || e.code.is_none() =>
+                {
+                    Poll::Pending(format!("{}: replSetReconfig: {e}", node.addr))
+                }
+                Err(e) => Poll::Ready(Err(step_error(
                     &node.addr,
                     &format!("replSetReconfig of {}", set.name),
                     &e,
-                ))
+                ))),
             }
-        }
-    }
+        },
+    )
+    .await?
 }
 
 /// One member's `hello`, or why not.
