@@ -2,6 +2,7 @@
 //! a kind means one arm per function here; everything else lives in the
 //! kind's engine.
 
+use crate::engine::mongo::MongoEngine;
 use crate::engine::redis::cluster::ClusterEngine;
 use crate::engine::{self, Ctx, InitOutcome};
 use crate::provider::compose::ComposeFile;
@@ -15,6 +16,7 @@ pub async fn init(t: &Topology, ctx: &Ctx) -> Result<InitOutcome> {
     ctx.state.record_topology(&t.meta().source.text)?;
     match t {
         Topology::RedisCluster(s) => engine::init(&ClusterEngine::new(s, ctx)?, ctx).await,
+        Topology::MongoSharded(s) => engine::init(&MongoEngine::new(s, ctx)?, ctx).await,
     }
 }
 
@@ -25,6 +27,10 @@ pub async fn plan(t: &Topology, ctx: &Ctx) -> Result<(String, serde_json::Value)
             let p = engine::plan(&ClusterEngine::new(s, ctx)?, ctx).await?;
             Ok((p.render(t.name()), crate::plan::to_json(t.name(), &p)))
         }
+        Topology::MongoSharded(s) => {
+            let p = engine::plan(&MongoEngine::new(s, ctx)?, ctx).await?;
+            Ok((p.render(t.name()), crate::plan::to_json(t.name(), &p)))
+        }
     }
 }
 
@@ -32,6 +38,7 @@ pub async fn plan(t: &Topology, ctx: &Ctx) -> Result<(String, serde_json::Value)
 pub async fn status(t: &Topology, ctx: &Ctx) -> Result<StatusReport> {
     match t {
         Topology::RedisCluster(s) => engine::status(&ClusterEngine::new(s, ctx)?, ctx).await,
+        Topology::MongoSharded(s) => engine::status(&MongoEngine::new(s, ctx)?, ctx).await,
     }
 }
 
@@ -39,6 +46,7 @@ pub async fn status(t: &Topology, ctx: &Ctx) -> Result<StatusReport> {
 pub fn env(t: &Topology, ctx: &Ctx) -> Result<Vec<(String, String)>> {
     match t {
         Topology::RedisCluster(s) => Ok(ClusterEngine::new(s, ctx)?.env()),
+        Topology::MongoSharded(s) => Ok(MongoEngine::new(s, ctx)?.env()),
     }
 }
 
@@ -46,5 +54,6 @@ pub fn env(t: &Topology, ctx: &Ctx) -> Result<Vec<(String, String)>> {
 pub fn compose(t: &Topology) -> ComposeFile {
     match t {
         Topology::RedisCluster(s) => crate::engine::redis::cluster::compose(s),
+        Topology::MongoSharded(s) => crate::engine::mongo::compose(s),
     }
 }

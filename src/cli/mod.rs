@@ -27,8 +27,8 @@ use std::time::Duration;
 /// Bootstrap, verify and migrate the data tier.
 ///
 /// A topology is a TOML file (see topologies/ in the repository) or the name
-/// of a built-in default: redis-cluster. Logs and progress go to stderr; data
-/// (tables, JSON) goes to stdout.
+/// of a built-in default: redis-cluster, mongo-sharded. Logs and progress go
+/// to stderr; data (tables, JSON) goes to stdout.
 #[derive(Debug, Parser)]
 #[command(
     name = "datatier",

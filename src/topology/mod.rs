@@ -10,6 +10,7 @@
 //! existing file; the name of a topology that `init` already recorded in the
 //! state dir; or the name of a built-in default (`redis-cluster`, ...).
 
+pub mod mongo;
 pub mod redis_cluster;
 
 use crate::provider::ProviderKind;
@@ -18,13 +19,20 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+pub use mongo::MongoShardedSpec;
 pub use redis_cluster::RedisClusterSpec;
 
 /// The embedded defaults: `(name, text)`. Also shipped as `topologies/*.toml`.
-pub const BUILTINS: &[(&str, &str)] = &[(
-    "redis-cluster",
-    include_str!("../../topologies/redis-cluster.toml"),
-)];
+pub const BUILTINS: &[(&str, &str)] = &[
+    (
+        "redis-cluster",
+        include_str!("../../topologies/redis-cluster.toml"),
+    ),
+    (
+        "mongo-sharded",
+        include_str!("../../topologies/mongo-sharded.toml"),
+    ),
+];
 
 /// Where a topology's text came from, kept for error locations.
 #[derive(Debug, Clone)]
@@ -164,10 +172,14 @@ impl From<TopologyError> for TopologyErrors {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     RedisCluster,
+    MongoSharded,
 }
 
 impl Kind {
-    pub const ALL: &'static [(&'static str, Kind)] = &[("redis-cluster", Kind::RedisCluster)];
+    pub const ALL: &'static [(&'static str, Kind)] = &[
+        ("redis-cluster", Kind::RedisCluster),
+        ("mongo-sharded", Kind::MongoSharded),
+    ];
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(_, k)| *k == self).unwrap().0
     }
@@ -193,17 +205,20 @@ pub struct Meta {
 #[derive(Debug, Clone)]
 pub enum Topology {
     RedisCluster(RedisClusterSpec),
+    MongoSharded(MongoShardedSpec),
 }
 
 impl Topology {
     pub fn meta(&self) -> &Meta {
         match self {
             Topology::RedisCluster(s) => &s.meta,
+            Topology::MongoSharded(s) => &s.meta,
         }
     }
     pub fn meta_mut(&mut self) -> &mut Meta {
         match self {
             Topology::RedisCluster(s) => &mut s.meta,
+            Topology::MongoSharded(s) => &mut s.meta,
         }
     }
     pub fn name(&self) -> &str {
@@ -255,6 +270,7 @@ pub fn parse(source: Source) -> Result<Topology, TopologyErrors> {
     }
     match kind {
         Kind::RedisCluster => redis_cluster::parse(source).map(Topology::RedisCluster),
+        Kind::MongoSharded => mongo::parse(source).map(Topology::MongoSharded),
     }
 }
 

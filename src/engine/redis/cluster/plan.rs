@@ -507,6 +507,7 @@ mod tests {
     fn spec() -> RedisClusterSpec {
         match builtin("redis-cluster").unwrap() {
             Topology::RedisCluster(s) => s,
+            _ => unreachable!(),
         }
     }
 
