@@ -745,6 +745,24 @@ fn unb64(s: &str) -> Option<Vec<u8>> {
 
 const SCRAM_ITERATIONS: u32 = 4096;
 
+/// PBKDF2 of a password, computed once per (password, salt) like a real
+/// server that stores the derived keys: unoptimized test builds would
+/// otherwise spend seconds hashing when many connections authenticate at once.
+fn salted_password(password: &str, salt: &[u8]) -> Vec<u8> {
+    use std::sync::{Mutex, OnceLock};
+    type Cache = Mutex<HashMap<(String, Vec<u8>), Vec<u8>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (password.to_string(), salt.to_vec());
+    if let Some(v) = cache.lock().unwrap().get(&key) {
+        return v.clone();
+    }
+    let mut salted = vec![0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, SCRAM_ITERATIONS, &mut salted);
+    cache.lock().unwrap().insert(key, salted.clone());
+    salted
+}
+
 fn payload(body: &Document) -> Result<String, Err_> {
     match body.get("payload") {
         Some(Bson::Binary(b)) => Ok(String::from_utf8_lossy(&b.bytes).into_owned()),
@@ -1007,13 +1025,7 @@ impl World {
         };
         let salt = sha256(format!("salt:{user}").as_bytes())[..16].to_vec();
         let password = self.users.get(&user).cloned().unwrap_or_default();
-        let mut salted = vec![0u8; 32];
-        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
-            password.as_bytes(),
-            &salt,
-            SCRAM_ITERATIONS,
-            &mut salted,
-        );
+        let salted = salted_password(&password, &salt);
         let snonce = b64(&sha256(format!("{}{}", conn.id, ObjectId::new()).as_bytes())[..18]);
         let server_first = format!("r={cnonce}{snonce},s={},i={SCRAM_ITERATIONS}", b64(&salt));
         let skip_empty = body
