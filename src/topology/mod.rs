@@ -11,6 +11,7 @@
 //! state dir; or the name of a built-in default (`redis-cluster`, ...).
 
 pub mod redis_cluster;
+pub mod redis_sentinel;
 
 use crate::provider::ProviderKind;
 use serde::Deserialize;
@@ -19,12 +20,19 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 pub use redis_cluster::RedisClusterSpec;
+pub use redis_sentinel::RedisSentinelSpec;
 
 /// The embedded defaults: `(name, text)`. Also shipped as `topologies/*.toml`.
-pub const BUILTINS: &[(&str, &str)] = &[(
-    "redis-cluster",
-    include_str!("../../topologies/redis-cluster.toml"),
-)];
+pub const BUILTINS: &[(&str, &str)] = &[
+    (
+        "redis-cluster",
+        include_str!("../../topologies/redis-cluster.toml"),
+    ),
+    (
+        "redis-sentinel",
+        include_str!("../../topologies/redis-sentinel.toml"),
+    ),
+];
 
 /// Where a topology's text came from, kept for error locations.
 #[derive(Debug, Clone)]
@@ -164,10 +172,14 @@ impl From<TopologyError> for TopologyErrors {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     RedisCluster,
+    RedisSentinel,
 }
 
 impl Kind {
-    pub const ALL: &'static [(&'static str, Kind)] = &[("redis-cluster", Kind::RedisCluster)];
+    pub const ALL: &'static [(&'static str, Kind)] = &[
+        ("redis-cluster", Kind::RedisCluster),
+        ("redis-sentinel", Kind::RedisSentinel),
+    ];
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(_, k)| *k == self).unwrap().0
     }
@@ -193,21 +205,32 @@ pub struct Meta {
 #[derive(Debug, Clone)]
 pub enum Topology {
     RedisCluster(RedisClusterSpec),
+    RedisSentinel(RedisSentinelSpec),
 }
 
 impl Topology {
     pub fn meta(&self) -> &Meta {
         match self {
             Topology::RedisCluster(s) => &s.meta,
+            Topology::RedisSentinel(s) => &s.meta,
         }
     }
     pub fn meta_mut(&mut self) -> &mut Meta {
         match self {
             Topology::RedisCluster(s) => &mut s.meta,
+            Topology::RedisSentinel(s) => &mut s.meta,
         }
     }
     pub fn name(&self) -> &str {
         &self.meta().name
+    }
+    /// Layouts that work but are risky, located like errors; printed when
+    /// the file is loaded and reported by `status`.
+    pub fn warnings(&self) -> &[TopologyError] {
+        match self {
+            Topology::RedisCluster(_) => &[],
+            Topology::RedisSentinel(s) => &s.warnings,
+        }
     }
 }
 
@@ -255,6 +278,7 @@ pub fn parse(source: Source) -> Result<Topology, TopologyErrors> {
     }
     match kind {
         Kind::RedisCluster => redis_cluster::parse(source).map(Topology::RedisCluster),
+        Kind::RedisSentinel => redis_sentinel::parse(source).map(Topology::RedisSentinel),
     }
 }
 

@@ -763,7 +763,9 @@ mod tests {
     #[test]
     fn default_layout_matches_the_seed() {
         let t = crate::topology::builtin("redis-cluster").unwrap();
-        let crate::topology::Topology::RedisCluster(s) = t;
+        let crate::topology::Topology::RedisCluster(s) = t else {
+            unreachable!("the redis-cluster built-in is a redis-cluster")
+        };
         let addrs: Vec<String> = s.nodes.iter().map(|n| n.addr()).collect();
         assert_eq!(
             addrs,
