@@ -919,3 +919,67 @@ fn render_compose_and_env_for_the_default() {
         "redis+sentinel://127.0.0.1:26380,127.0.0.1:26381,127.0.0.1:26382/mymaster"
     );
 }
+
+#[test]
+fn several_loopback_hosts_announce_their_own_addresses() {
+    let s = Scratch::new();
+    let f = s.write(
+        "multi.toml",
+        "name = \"multi\"\nkind = \"redis-sentinel\"\n[sentinel]\nmaster = \"127.0.0.1:22250\"\nreplicas = [\"127.0.0.2:22251\", \"127.0.0.3:22252\"]\nsentinels = [\"127.0.0.1:22260\", \"127.0.0.2:22261\", \"127.0.0.3:22262\"]\ndown_after_ms = 1000\n",
+    );
+    let f = f.to_str().unwrap();
+    s.cleanup(f);
+    s.ok(&["init", f]);
+    let hcli = |host: &str, port: u16, args: &[&str]| {
+        let p = port.to_string();
+        let mut a = vec!["-h", host, "-p", &p];
+        a.extend_from_slice(args);
+        sh("redis-cli", &a)
+    };
+    // The master lists each replica at the address it listens on...
+    let info = hcli("127.0.0.1", 22250, &["info", "replication"]);
+    assert!(info.contains("ip=127.0.0.2,port=22251"), "{info}");
+    assert!(info.contains("ip=127.0.0.3,port=22252"), "{info}");
+    // ...and so does every sentinel, for replicas and for its peers.
+    for (h, p) in [
+        ("127.0.0.1", 22260u16),
+        ("127.0.0.2", 22261),
+        ("127.0.0.3", 22262),
+    ] {
+        let reps = hcli(h, p, &["sentinel", "replicas", "mymaster"]);
+        assert!(
+            reps.contains("127.0.0.2:22251") && reps.contains("127.0.0.3:22252"),
+            "{reps}"
+        );
+        let peers = hcli(h, p, &["sentinel", "sentinels", "mymaster"]);
+        for (oh, op) in [
+            ("127.0.0.1", 22260u16),
+            ("127.0.0.2", 22261),
+            ("127.0.0.3", 22262),
+        ] {
+            if op != p {
+                assert!(
+                    peers.contains(&format!("ip\n{oh}\nport\n{op}\n")),
+                    "{h}:{p} peers: {peers}"
+                );
+            }
+        }
+    }
+    let out = s.run(&["failover", f, "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    let new = v["new_master"].as_str().unwrap();
+    assert!(
+        new == "127.0.0.2:22251" || new == "127.0.0.3:22252",
+        "{new}"
+    );
+    assert_eq!(v["status"]["status"], "ok", "{v:#}");
+    let (nh, np) = new.rsplit_once(':').unwrap();
+    let got = hcli(
+        "127.0.0.2",
+        22261,
+        &["sentinel", "get-master-addr-by-name", "mymaster"],
+    );
+    assert_eq!(got.split_whitespace().collect::<Vec<_>>(), [nh, np]);
+    assert!(s.ok(&["plan", f]).contains("nothing to do"));
+}

@@ -62,35 +62,42 @@ pub async fn apply(engine: &SentinelEngine<'_>, ctx: &Ctx, plan: Plan<Action>) -
         ctx.state.create()?;
     }
 
-    // Phase 1: every process at once.
+    // Phase 1: data nodes at once, then sentinels at once (so the manifest
+    // lists sentinels last, and `down` stops them before the data nodes:
+    // no failover is ever started by a shutdown).
     phase("start");
-    futures::future::try_join_all(starts.iter().map(|s| async {
-        match &s.action {
-            Action::StartData { restart, replicaof } => {
-                start_data(
-                    engine,
-                    ctx,
-                    &s.target,
-                    data_bin.as_deref().expect("found above"),
-                    *restart,
-                    replicaof.as_deref(),
-                )
-                .await
+    let (data_starts, sentinel_starts): (Vec<&Step<Action>>, Vec<&Step<Action>>) = starts
+        .iter()
+        .partition(|s| matches!(s.action, Action::StartData { .. }));
+    for wave in [&data_starts, &sentinel_starts] {
+        futures::future::try_join_all(wave.iter().map(|s| async {
+            match &s.action {
+                Action::StartData { restart, replicaof } => {
+                    start_data(
+                        engine,
+                        ctx,
+                        &s.target,
+                        data_bin.as_deref().expect("found above"),
+                        *restart,
+                        replicaof.as_deref(),
+                    )
+                    .await
+                }
+                Action::StartSentinel { restart } => {
+                    start_sentinel(
+                        engine,
+                        ctx,
+                        &s.target,
+                        sentinel_bin.as_deref().expect("found above"),
+                        *restart,
+                    )
+                    .await
+                }
+                _ => unreachable!(),
             }
-            Action::StartSentinel { restart } => {
-                start_sentinel(
-                    engine,
-                    ctx,
-                    &s.target,
-                    sentinel_bin.as_deref().expect("found above"),
-                    *restart,
-                )
-                .await
-            }
-            _ => unreachable!(),
-        }
-    }))
-    .await?;
+        }))
+        .await?;
+    }
     // A restarted node listens before it has loaded its data (it answers
     // LOADING until then): wait until every started node serves commands.
     let started_nodes: Vec<(&str, Option<&Secret>)> = starts
@@ -327,13 +334,17 @@ async fn start_data(
         crate::secret::write_private(&conf, text.as_bytes())?;
         redis::node_record(&ctx.state, addr, bin, DATA_CONF)?
     } else {
-        redis::server_process(
-            &ctx.state,
-            addr,
-            bin,
-            &engine.spec.config,
-            engine.password.as_ref(),
-        )?
+        let mut settings = engine.spec.config.clone();
+        // Redis 7 connects to its master from whatever source address the
+        // kernel picks (127.0.0.1 for every 127.0.0.x): announce the
+        // declared one, or the master and the sentinels would list this
+        // replica where it does not listen.
+        if !settings.iter().any(|(k, _)| k == "replica-announce-ip") {
+            let ip = super::observe::resolve(addr).await;
+            let (ip, _) = split_addr(&ip)?;
+            settings.push(("replica-announce-ip".into(), ip.to_string()));
+        }
+        redis::server_process(&ctx.state, addr, bin, &settings, engine.password.as_ref())?
     };
     run(ctx, rec, "redis-server").await
 }
@@ -351,6 +362,7 @@ fn new_sentinel_id() -> String {
 /// `SENTINEL MONITOR`; from then on the sentinel rewrites this file itself.
 pub fn sentinel_conf(
     addr: &str,
+    ip: &str,
     dir: &std::path::Path,
     myid: &str,
     requirepass: Option<&Secret>,
@@ -363,6 +375,9 @@ pub fn sentinel_conf(
         quote_conf(&dir.display().to_string())
     ));
     c.push_str(&format!("sentinel myid {myid}\n"));
+    // Hellos carry this address; without it a sentinel on 127.0.0.2 would
+    // announce the source address of its connections (127.0.0.1).
+    c.push_str(&format!("sentinel announce-ip {ip}\n"));
     if let Some(p) = requirepass {
         c.push_str(&format!("requirepass {}\n", quote_conf(p.expose())));
     }
@@ -386,8 +401,11 @@ async fn start_sentinel(
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         }
         let dir_abs = std::fs::canonicalize(&dir)?;
+        let ip = super::observe::resolve(addr).await;
+        let (ip, _) = split_addr(&ip)?;
         let text = sentinel_conf(
             addr,
+            ip,
             &dir_abs,
             &new_sentinel_id(),
             engine.sentinel_password.as_ref(),
@@ -685,6 +703,7 @@ mod tests {
         assert_ne!(id, new_sentinel_id());
         let c = sentinel_conf(
             "127.0.0.1:26380",
+            "127.0.0.1",
             std::path::Path::new("/tmp/x y"),
             &id,
             Some(&Secret::new("pw")),
@@ -695,6 +714,7 @@ mod tests {
             "dir \"/tmp/x y\"\n",
             &format!("sentinel myid {id}\n"),
             "requirepass pw\n",
+            "sentinel announce-ip 127.0.0.1\n",
         ] {
             assert!(c.contains(want), "missing {want:?} in:\n{c}");
         }

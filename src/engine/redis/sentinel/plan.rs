@@ -300,6 +300,29 @@ pub fn plan(spec: &RedisSentinelSpec, obs: &Observed, force: bool) -> Result<Pla
         );
     }
     let master_ip = master.ip.clone();
+    // A master about to start without any data of its own, while other
+    // nodes hold some: it would become their sync source and wipe them.
+    if matches!(master.process, Process::Stopped { has_state: false }) && !force {
+        let holders: Vec<String> = obs
+            .data
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| {
+                *i != m
+                    && (matches!(d.process, Process::Stopped { has_state: true })
+                        || d.view().is_some_and(|v| v.keys > 0))
+            })
+            .map(|(_, d)| d.addr.clone())
+            .collect();
+        if !holders.is_empty() {
+            bail!(
+                "the master {} ({}) has no data dir, while {} hold data: started empty as the master it would make them drop theirs; nothing was changed\nhint: start the nodes with data first and fail over to one of them (`datatier failover --to NODE`), or --force to start it empty anyway",
+                master.addr,
+                cm.source,
+                holders.join(", ")
+            );
+        }
+    }
 
     // 2. Processes.
     let mut restarts = false;
@@ -697,6 +720,18 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_master_never_becomes_the_sync_source_of_replicas_with_data() {
+        let mut obs = nothing();
+        obs.data[1].process = Process::Stopped { has_state: true };
+        let e = plan(&spec(), &obs, false).unwrap_err().to_string();
+        assert!(
+            e.contains("the master 127.0.0.1:6380 (the topology) has no data dir, while 127.0.0.1:6381 hold data"),
+            "{e}"
+        );
+        assert!(plan(&spec(), &obs, true).is_ok());
+    }
+
+    #[test]
     fn a_master_with_its_own_keys_is_refused_unless_forced() {
         let mut obs = healthy(0);
         obs.data[2].view = Ok(master(&[], 7));
@@ -792,6 +827,36 @@ mod tests {
         obs.sentinels[1].view = Err("is not a sentinel (redis_mode:standalone)".into());
         let e = plan(&spec(), &obs, false).unwrap_err().to_string();
         assert!(e.contains("127.0.0.1:26381 is not a sentinel"), "{e}");
+    }
+
+    #[test]
+    fn stale_undeclared_entries_are_reset_live_ones_are_left_alone() {
+        let gone: HashMap<String, String> = [
+            ("ip", "10.0.0.9"),
+            ("port", "6379"),
+            ("flags", "s_down,slave,disconnected"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut obs = healthy(0);
+        if let Ok(v) = &mut obs.sentinels[1].view {
+            v.replicas.push(gone.clone());
+        }
+        let r = render(&plan(&spec(), &obs, false).unwrap());
+        assert_eq!(
+            r[0],
+            "127.0.0.1:26381 SENTINEL RESET to forget 10.0.0.9:6379 (one sentinel at a time)"
+        );
+        // Still attached to the master (someone's extra replica): not stale.
+        if let Ok(v) = &mut obs.data[0].view {
+            v.info.insert(
+                "slave2".into(),
+                "ip=10.0.0.9,port=6379,state=online,offset=1000,lag=0".into(),
+            );
+        }
+        let r = render(&plan(&spec(), &obs, false).unwrap());
+        assert!(!r.iter().any(|x| x.contains("RESET")), "{r:#?}");
     }
 
     #[test]
