@@ -28,29 +28,35 @@ fn not_running_or(e: &str, p: Process) -> String {
 
 /// Replication lag of a replica: bytes behind the master's offset, and
 /// seconds since its last acknowledgement (as the master counts them).
+///
+/// The seconds come from the master's `lag=` for the replica, not from the
+/// replica's `master_last_io_seconds_ago`: replicas acknowledge every
+/// second, while an idle master only pings them every
+/// `repl-ping-replica-period` (10 s), so the latter grows to 10 on a
+/// perfectly healthy idle link. It is reported alongside (`last_io`), and
+/// used only when the master does not list the replica.
 pub struct Lag {
     pub bytes: u64,
     pub seconds: u64,
+    pub last_io: Option<u64>,
 }
 
-pub fn lag(
-    master: &DataView,
-    master_ip: &str,
-    replica: &DataView,
-    replica_ip: &str,
-) -> Option<Lag> {
-    let _ = master_ip;
+pub fn lag(master: &DataView, replica: &DataView, replica_ip: &str) -> Option<Lag> {
     let mo = master.offset()?;
     let ro = replica.offset()?;
+    let last_io: Option<u64> = replica
+        .get("master_last_io_seconds_ago")
+        .and_then(|v| v.parse().ok());
     let seconds = master
         .attached()
         .into_iter()
         .find(|a| a.addr == replica_ip)
         .map(|a| a.lag)
-        .or_else(|| replica.get("master_last_io_seconds_ago")?.parse().ok())?;
+        .or(last_io)?;
     Some(Lag {
         bytes: mo.saturating_sub(ro),
         seconds,
+        last_io,
     })
 }
 
@@ -205,11 +211,17 @@ pub fn report(spec: &RedisSentinelSpec, obs: &Observed) -> StatusReport {
             node.clone(),
             "master_link_status:up",
         ));
-        if let (Some(mv), Some(mo)) = (master_view, master_obs) {
-            if let Some(l) = lag(mv, &mo.ip, v, &d.ip) {
+        if let Some(mv) = master_view {
+            if let Some(l) = lag(mv, v, &d.ip) {
                 let msg = format!(
-                    "{} byte(s) and {} s behind (thresholds {} bytes, {} s)",
-                    l.bytes, l.seconds, spec.checks.max_lag_bytes, spec.checks.max_lag_seconds
+                    "{} byte(s) and {} s behind (thresholds {} bytes, {} s){}",
+                    l.bytes,
+                    l.seconds,
+                    spec.checks.max_lag_bytes,
+                    spec.checks.max_lag_seconds,
+                    l.last_io
+                        .map(|s| format!("; last data from the master {s} s ago"))
+                        .unwrap_or_default()
                 );
                 if l.bytes > spec.checks.max_lag_bytes || l.seconds > spec.checks.max_lag_seconds {
                     f.push(Finding::warn("replica_lag", node.clone(), msg));
@@ -591,9 +603,9 @@ pub fn report(spec: &RedisSentinelSpec, obs: &Observed) -> StatusReport {
             if let Some(o) = v.offset() {
                 row.insert("offset".into(), o.into());
             }
-            if let (Some(mv), Some(mo)) = (master_view, master_obs) {
+            if let Some(mv) = master_view {
                 if !is_master && v.is_replica() {
-                    if let Some(l) = lag(mv, &mo.ip, v, &d.ip) {
+                    if let Some(l) = lag(mv, v, &d.ip) {
                         row.insert(
                             "lag".into(),
                             format!("{} B, {} s", l.bytes, l.seconds).into(),

@@ -160,7 +160,12 @@ pub fn compose(spec: &RedisSentinelSpec) -> ComposeFile {
     for a in spec.data_nodes() {
         let (host, port) = a.rsplit_once(':').unwrap_or((&a, "6379"));
         let name = service_name("redis", &a);
+        // A config file in the volume, so the roles datatier and the
+        // sentinels set (REPLICAOF + CONFIG REWRITE) survive a restart.
         let mut cmd: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            "umask 077; touch /data/redis.conf; exec redis-server /data/redis.conf \"$$@\"".into(),
             "redis-server".into(),
             "--bind".into(),
             host.into(),
@@ -204,7 +209,7 @@ pub fn compose(spec: &RedisSentinelSpec) -> ComposeFile {
         let (host, port) = a.rsplit_once(':').unwrap_or((a, "26379"));
         let name = service_name("sentinel", a);
         let mut script = format!(
-            "[ -f /data/sentinel.conf ] || printf 'port {port}\\nbind {host}\\ndir /data\\n' > /data/sentinel.conf; exec redis-sentinel /data/sentinel.conf"
+            "umask 077; [ -f /data/sentinel.conf ] || printf 'port {port}\\nbind {host}\\ndir /data\\n' > /data/sentinel.conf; exec redis-sentinel /data/sentinel.conf"
         );
         let mut env = Vec::new();
         if let Some(var) = &spec.sentinel_auth.password_env {

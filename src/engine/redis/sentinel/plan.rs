@@ -163,7 +163,7 @@ impl fmt::Display for Action {
             ),
             Action::Monitor { master, quorum } => write!(
                 f,
-                "SENTINEL MONITOR {} {quorum} + SENTINEL SET (down-after, failover-timeout, parallel-syncs, auth)",
+                "SENTINEL MONITOR {} {quorum} + SENTINEL SET (down-after, failover-timeout, parallel-syncs, auth-pass if any)",
                 master.replace(':', " ")
             ),
             Action::SentinelSet(kv) => {
@@ -786,7 +786,7 @@ mod tests {
         assert_eq!(
             r,
             [
-                "127.0.0.1:26380 SENTINEL MONITOR 127.0.0.1 6380 2 + SENTINEL SET (down-after, failover-timeout, parallel-syncs, auth)",
+                "127.0.0.1:26380 SENTINEL MONITOR 127.0.0.1 6380 2 + SENTINEL SET (down-after, failover-timeout, parallel-syncs, auth-pass if any)",
                 "127.0.0.1:26381 SENTINEL SET down-after-milliseconds 5000",
                 "sentinel set introduce the sentinels to each other (hand each one's hello to the others instead of waiting for the 2 s hello round)",
                 "sentinel set wait until all 3 sentinels see the master, every replica and each other",
