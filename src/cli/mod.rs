@@ -9,6 +9,7 @@
 
 mod down;
 mod env;
+mod failover;
 mod init;
 mod migrate;
 mod plan;
@@ -27,8 +28,9 @@ use std::time::Duration;
 /// Bootstrap, verify and migrate the data tier.
 ///
 /// A topology is a TOML file (see topologies/ in the repository) or the name
-/// of a built-in default: redis-cluster, mongo-sharded. Logs and progress go
-/// to stderr; data (tables, JSON) goes to stdout.
+/// of a built-in default: redis-cluster, redis-sentinel, postgres,
+/// mongo-sharded. Logs and progress go to stderr; data (tables, JSON) goes to
+/// stdout.
 #[derive(Debug, Parser)]
 #[command(
     name = "datatier",
@@ -77,6 +79,7 @@ pub enum Command {
     Plan(plan::Args),
     Status(status::Args),
     Down(down::Args),
+    Failover(failover::Args),
     Env(env::Args),
     Render(render::Args),
     Migrate(migrate::Args),
@@ -98,8 +101,16 @@ pub struct TopologyOpts {
 }
 
 impl TopologyOpts {
+    /// Load, and print the topology's warnings (risky layouts) on stderr.
     pub fn load(&self, g: &Global) -> anyhow::Result<(Topology, Ctx)> {
-        load(&self.topology, self.provider, g)
+        let (t, ctx) = load(&self.topology, self.provider, g)?;
+        for w in t.warnings() {
+            tracing::warn!("{w}");
+            if let Some(h) = &w.help {
+                tracing::warn!("hint: {h}");
+            }
+        }
+        Ok((t, ctx))
     }
 }
 
@@ -206,6 +217,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(a) => plan::exec(a, g).await,
         Command::Status(a) => status::exec(a, g).await,
         Command::Down(a) => down::exec(a, g).await,
+        Command::Failover(a) => failover::exec(a, g).await,
         Command::Env(a) => env::exec(a, g),
         Command::Render(a) => render::exec(a, g),
         Command::Migrate(a) => migrate::exec(a, g).await,

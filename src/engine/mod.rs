@@ -72,6 +72,18 @@ pub trait Engine {
 /// How many observe/plan/apply rounds `init` tries before it gives up.
 const MAX_ROUNDS: usize = 4;
 
+/// What `datatier failover` did (kinds with a primary and replicas).
+#[derive(Debug)]
+pub struct FailoverOutcome {
+    pub old_master: String,
+    pub new_master: String,
+    pub elapsed: Duration,
+    /// How long writes were held on the old master (zero when it was down).
+    pub writes_paused: Duration,
+    /// Status right after the switch.
+    pub report: StatusReport,
+}
+
 /// What `init` did.
 #[derive(Debug)]
 pub struct InitOutcome {

@@ -147,6 +147,11 @@ pub struct ProcessRecord {
     pub stop_signal: StopSignal,
     #[serde(default)]
     pub env: Vec<(String, String)>,
+    /// File mode creation mask for the process (e.g. `0o077` for servers
+    /// that rewrite config files holding passwords themselves: Redis and
+    /// Sentinel create the new file with `0644 & !umask`).
+    #[serde(default)]
+    pub umask: Option<u32>,
 }
 
 impl ProcessRecord {
@@ -163,6 +168,7 @@ impl ProcessRecord {
             listen: vec![node.to_string()],
             stop_signal: StopSignal::Term,
             env: Vec::new(),
+            umask: None,
         }
     }
 }
@@ -465,11 +471,15 @@ pub async fn start(
         }
         cmd.env("HOME", &rec.dir).env("USER", &u.name);
     }
-    // SAFETY: setsid is async-signal-safe; it detaches the server from our
-    // session so it survives datatier and its Ctrl-C.
+    // SAFETY: setsid and umask are async-signal-safe; setsid detaches the
+    // server from our session so it survives datatier and its Ctrl-C.
+    let umask = rec.umask;
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::setsid();
+            if let Some(m) = umask {
+                libc::umask(m as libc::mode_t);
+            }
             Ok(())
         });
     }

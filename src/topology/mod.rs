@@ -12,6 +12,7 @@
 
 pub mod mongo;
 pub mod redis_cluster;
+pub mod redis_sentinel;
 
 use crate::provider::ProviderKind;
 use serde::Deserialize;
@@ -21,6 +22,7 @@ use toml::Spanned;
 
 pub use mongo::MongoShardedSpec;
 pub use redis_cluster::RedisClusterSpec;
+pub use redis_sentinel::RedisSentinelSpec;
 
 /// The embedded defaults: `(name, text)`. Also shipped as `topologies/*.toml`.
 pub const BUILTINS: &[(&str, &str)] = &[
@@ -31,6 +33,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
     (
         "mongo-sharded",
         include_str!("../../topologies/mongo-sharded.toml"),
+    ),
+    (
+        "redis-sentinel",
+        include_str!("../../topologies/redis-sentinel.toml"),
     ),
 ];
 
@@ -173,12 +179,14 @@ impl From<TopologyError> for TopologyErrors {
 pub enum Kind {
     RedisCluster,
     MongoSharded,
+    RedisSentinel,
 }
 
 impl Kind {
     pub const ALL: &'static [(&'static str, Kind)] = &[
         ("redis-cluster", Kind::RedisCluster),
         ("mongo-sharded", Kind::MongoSharded),
+        ("redis-sentinel", Kind::RedisSentinel),
     ];
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(_, k)| *k == self).unwrap().0
@@ -206,6 +214,7 @@ pub struct Meta {
 pub enum Topology {
     RedisCluster(RedisClusterSpec),
     MongoSharded(MongoShardedSpec),
+    RedisSentinel(RedisSentinelSpec),
 }
 
 impl Topology {
@@ -213,16 +222,26 @@ impl Topology {
         match self {
             Topology::RedisCluster(s) => &s.meta,
             Topology::MongoSharded(s) => &s.meta,
+            Topology::RedisSentinel(s) => &s.meta,
         }
     }
     pub fn meta_mut(&mut self) -> &mut Meta {
         match self {
             Topology::RedisCluster(s) => &mut s.meta,
             Topology::MongoSharded(s) => &mut s.meta,
+            Topology::RedisSentinel(s) => &mut s.meta,
         }
     }
     pub fn name(&self) -> &str {
         &self.meta().name
+    }
+    /// Layouts that work but are risky, located like errors; printed when
+    /// the file is loaded and reported by `status`.
+    pub fn warnings(&self) -> &[TopologyError] {
+        match self {
+            Topology::RedisCluster(_) | Topology::MongoSharded(_) => &[],
+            Topology::RedisSentinel(s) => &s.warnings,
+        }
     }
 }
 
@@ -271,6 +290,7 @@ pub fn parse(source: Source) -> Result<Topology, TopologyErrors> {
     match kind {
         Kind::RedisCluster => redis_cluster::parse(source).map(Topology::RedisCluster),
         Kind::MongoSharded => mongo::parse(source).map(Topology::MongoSharded),
+        Kind::RedisSentinel => redis_sentinel::parse(source).map(Topology::RedisSentinel),
     }
 }
 

@@ -764,7 +764,7 @@ mod tests {
     fn default_layout_matches_the_seed() {
         let t = crate::topology::builtin("redis-cluster").unwrap();
         let crate::topology::Topology::RedisCluster(s) = t else {
-            panic!("wrong kind")
+            unreachable!("the redis-cluster built-in is a redis-cluster")
         };
         let addrs: Vec<String> = s.nodes.iter().map(|n| n.addr()).collect();
         assert_eq!(

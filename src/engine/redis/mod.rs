@@ -1,8 +1,9 @@
-//! Redis engines ([`cluster`]; Sentinel builds on the same pieces) and what
-//! they share: connections with auth and timeouts, INFO parsing, and
-//! `redis-server` processes for the local provider.
+//! Redis engines ([`cluster`], [`sentinel`]) and what they share:
+//! connections with auth and timeouts, INFO parsing, and `redis-server` /
+//! `redis-sentinel` processes for the local provider.
 
 pub mod cluster;
+pub mod sentinel;
 
 use crate::provider::local::{self, ProcessRecord, StateDir};
 use crate::secret::Secret;
@@ -122,6 +123,59 @@ pub fn redis_server_bin(configured: Option<&Path>) -> Result<PathBuf> {
     )
 }
 
+/// The `redis-sentinel` binary: topology override, `DATATIER_REDIS_SENTINEL_BIN`, PATH.
+pub fn redis_sentinel_bin(configured: Option<&Path>) -> Result<PathBuf> {
+    local::find_binary(
+        "redis-sentinel",
+        configured,
+        "DATATIER_REDIS_SENTINEL_BIN",
+        &[PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")],
+    )
+}
+
+/// The process record that runs `bin CONF` in a node's dir, for a config
+/// file that already exists there (`conf_name`: `redis.conf`,
+/// `sentinel.conf`). Servers run with umask 077, so the config files they
+/// rewrite themselves (CONFIG REWRITE, sentinel state) stay 0600.
+pub fn node_record(
+    state: &StateDir,
+    addr: &str,
+    bin: &Path,
+    conf_name: &str,
+) -> Result<ProcessRecord> {
+    let dir = state.node_dir(addr);
+    let dir_abs = std::fs::canonicalize(&dir)
+        .with_context(|| format!("cannot find node dir {}", dir.display()))?;
+    let mut rec = ProcessRecord::new(
+        addr,
+        bin.to_path_buf(),
+        vec![dir_abs.join(conf_name).display().to_string()],
+        dir_abs,
+    );
+    rec.umask = Some(0o077);
+    Ok(rec)
+}
+
+/// Set (`Some`) or remove (`None`) every occurrence of a directive in
+/// redis.conf text, keeping everything else as written (the file may have
+/// been rewritten by the server itself). `aliases` are other names of the
+/// same directive (`slaveof` for `replicaof`).
+pub fn set_conf_directive(text: &str, key: &str, aliases: &[&str], value: Option<&str>) -> String {
+    let is_key = |l: &str| {
+        let first = l.split_whitespace().next().unwrap_or("");
+        first.eq_ignore_ascii_case(key) || aliases.iter().any(|a| first.eq_ignore_ascii_case(a))
+    };
+    let mut out: String = text
+        .lines()
+        .filter(|l| !is_key(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if let Some(v) = value {
+        out.push_str(&format!("{key} {v}\n"));
+    }
+    out
+}
+
 /// Write a node's `redis.conf` and return the process record that runs it.
 /// `settings` are written in order after datatier's own; the password (if
 /// any) goes to the 0600 config file, never to the command line.
@@ -162,12 +216,7 @@ pub fn server_process(
     // keeps it (and the data) private regardless.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    Ok(ProcessRecord::new(
-        addr,
-        bin.to_path_buf(),
-        vec![dir_abs.join("redis.conf").display().to_string()],
-        dir_abs,
-    ))
+    node_record(state, addr, bin, "redis.conf")
 }
 
 /// Put a node's redis.conf back to 0600 after `CONFIG REWRITE` (which
@@ -181,7 +230,7 @@ pub fn protect_config(state: &StateDir, addr: &str) {
 }
 
 /// Quote a redis.conf value when it needs it.
-fn quote_conf(v: &str) -> String {
+pub fn quote_conf(v: &str) -> String {
     if !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:,@".contains(c))
@@ -205,5 +254,18 @@ mod tests {
         assert!(config_equal("YES", "yes"));
         assert!(!config_equal("allkeys-lru", "noeviction"));
         assert_eq!(quote_conf("a b"), "\"a b\"");
+    }
+
+    #[test]
+    fn conf_directives_are_replaced_in_place() {
+        let text = "port 1\nslaveof 10.0.0.1 6379\n# replicaof x\nappendonly yes\n";
+        assert_eq!(
+            set_conf_directive(text, "replicaof", &["slaveof"], Some("127.0.0.1 6380")),
+            "port 1\n# replicaof x\nappendonly yes\nreplicaof 127.0.0.1 6380\n"
+        );
+        assert_eq!(
+            set_conf_directive(text, "replicaof", &["slaveof"], None),
+            "port 1\n# replicaof x\nappendonly yes\n"
+        );
     }
 }

@@ -507,7 +507,7 @@ mod tests {
     fn spec() -> RedisClusterSpec {
         match builtin("redis-cluster").unwrap() {
             Topology::RedisCluster(s) => s,
-            _ => unreachable!(),
+            _ => unreachable!("the redis-cluster built-in is a redis-cluster"),
         }
     }
 
