@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: Redis Sentinel with datatier vs by hand (redis-cli, configs).
 
-1. Failover detection. A set like the default (1 master, 2 replicas,
+1. Failover. A set like the default (1 master, 2 replicas,
    3 sentinels, quorum 2, down-after-milliseconds 5000) is created with
    `datatier init`; the master is killed with SIGKILL and, from that
    instant, two pollers run side by side:
@@ -11,7 +11,10 @@
      datatier:  `datatier status -o json` run back to back; time until a
                 run's answer names the new master (its `master` check OK on
                 another node), measured when that run exits.
-   Also the wall time of one `datatier status` on the healthy set.
+   Also the wall time of one `datatier status` on the healthy set, and a
+   planned switchover until every sentinel names the new master and every
+   data node (the old master included) follows it: `SENTINEL FAILOVER`
+   vs `datatier failover`.
 
 2. Bootstrap until verified: replicas linked, and every sentinel sees the
    master, both replicas and the two other sentinels (CKQUORUM OK):
@@ -19,10 +22,13 @@
        vs by hand, seed-004 style: redis.conf / sentinel.conf written
           (replicaof, sentinel monitor + down-after / failover-timeout /
           parallel-syncs), six processes started, then polled until verified;
-          once with Redis defaults, once with repl-diskless-sync-delay 0;
+          once all at once with Redis defaults (as the seed's compose file),
+          once in the careful order (repl-diskless-sync-delay 0, replicas
+          linked, then the sentinels);
      datatier init --provider existing on six running, unconfigured servers
-       vs redis-cli on the same: REPLICAOF x2, SENTINEL MONITOR + SET x3,
-          polled until verified.
+       vs redis-cli on the same, in the careful order: CONFIG SET
+          repl-diskless-sync-delay 0, REPLICAOF x2, wait for the links,
+          SENTINEL MONITOR + SET x3, polled until verified.
 
 Prints medians (BENCH_RUNS, default 5) side by side with the ratio.
 Standard library only; ports 20500-20512 (benchmark range).
@@ -200,14 +206,81 @@ def failover_once(work):
     return res
 
 
+def switched(old_port):
+    """Every sentinel names one new master, every data node follows it."""
+    try:
+        named = set()
+        for p in SENTINELS:
+            c = Conn(p)
+            a = c.cmd("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+            c.close()
+            named.add(int(a[1]))
+        if len(named) != 1 or old_port in named:
+            return False
+        new = named.pop()
+        for p in DATA:
+            c = Conn(p)
+            info = c.cmd("INFO", "replication")
+            c.close()
+            if p == new:
+                if "role:master" not in info:
+                    return False
+            elif "master_port:%d" % new not in info or "master_link_status:up" not in info:
+                return False
+        return True
+    except (OSError, RuntimeError, ValueError, IndexError):
+        return False
+
+
+def master_port():
+    c = Conn(SENTINELS[0])
+    a = c.cmd("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+    c.close()
+    return int(a[1])
+
+
+def switchover_once(work):
+    """A planned switchover until complete: SENTINEL FAILOVER vs datatier failover."""
+    topo = os.path.join(work, "bench.toml")
+    state = os.path.join(work, "state")
+    topology(topo)
+    dt(state, "init", topo)
+    res = {}
+    old = master_port()
+    t0 = time.perf_counter()
+    subprocess.run(["redis-cli", "-p", str(SENTINELS[0]), "sentinel", "failover", "mymaster"],
+                   check=True, stdout=subprocess.DEVNULL)
+    while not switched(old):
+        if time.perf_counter() - t0 > 60:
+            raise RuntimeError("SENTINEL FAILOVER did not complete in 60 s")
+        time.sleep(0.01)
+    res["peer"] = time.perf_counter() - t0
+    dt(state, "init", topo)  # settle (sentinels' failover bookkeeping)
+    old = master_port()
+    t0 = time.perf_counter()
+    dt(state, "failover", topo)
+    res["datatier"] = time.perf_counter() - t0
+    if not switched(old):
+        raise RuntimeError("datatier failover returned before the switch was complete")
+    dt(state, "down", topo, "--purge")
+    wait_closed(DATA + SENTINELS)
+    return res
+
+
 # --- 2. bootstrap -----------------------------------------------------------
 
 def spawn(cmd):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def hand_bootstrap(work, delay0):
-    """Seed 004 by hand: configs written, processes started, then verified."""
+def hand_bootstrap(work, careful):
+    """Seed 004 by hand: configs written, processes started, then verified.
+
+    Not careful: everything started at once, Redis defaults, as the seed's
+    compose file does. Careful: the master with repl-diskless-sync-delay 0,
+    the replicas, and only once both are linked the sentinels (a sentinel
+    that looks at the master before the replicas attach learns of them only
+    at its next INFO, 10 s later)."""
     procs = []
     t0 = time.perf_counter()
     for i, p in enumerate(DATA):
@@ -216,10 +289,17 @@ def hand_bootstrap(work, delay0):
         conf = "port %d\nbind 127.0.0.1\ndir %s\nappendonly yes\n" % (p, d)
         if i > 0:
             conf += "replicaof 127.0.0.1 %d\n" % DATA[0]
-        elif delay0:
+        elif careful:
             conf += "repl-diskless-sync-delay 0\n"
         open(os.path.join(d, "redis.conf"), "w").write(conf)
         procs.append(spawn(["redis-server", os.path.join(d, "redis.conf")]))
+    if careful:
+        wait_listening(DATA)
+        conns = [Conn(p) for p in DATA[1:]]
+        while not all("master_link_status:up" in c.cmd("INFO", "replication") for c in conns):
+            time.sleep(0.005)
+        for c in conns:
+            c.close()
     for p in SENTINELS:
         d = os.path.join(work, str(p))
         os.makedirs(d)
@@ -280,9 +360,17 @@ def configure_running(work, tool):
             t_cmd = time.perf_counter() - t0
             t = poll_verified(t0)
             return max(t, t_cmd)
+        # The careful order: no diskless delay, replicas linked, then sentinels.
+        subprocess.run(["redis-cli", "-p", str(DATA[0]), "config", "set", "repl-diskless-sync-delay", "0"],
+                       check=True, stdout=subprocess.DEVNULL)
         for p in DATA[1:]:
             subprocess.run(["redis-cli", "-p", str(p), "replicaof", "127.0.0.1", str(DATA[0])],
                            check=True, stdout=subprocess.DEVNULL)
+        for p in DATA[1:]:
+            while "master_link_status:up" not in subprocess.run(
+                    ["redis-cli", "-p", str(p), "info", "replication"],
+                    check=True, stdout=subprocess.PIPE).stdout.decode():
+                time.sleep(0.005)
         for p in SENTINELS:
             subprocess.run(["redis-cli", "-p", str(p), "sentinel", "monitor", "mymaster", "127.0.0.1",
                             str(DATA[0]), "2"], check=True, stdout=subprocess.DEVNULL)
@@ -312,10 +400,11 @@ def main():
     work = os.path.join(root, "w")
     try:
         fo = [failover_once(fresh(work)) for _ in range(RUNS)]
+        sw = [switchover_once(fresh(work)) for _ in range(RUNS)]
         boot = {
             "datatier": [datatier_bootstrap(fresh(work)) for _ in range(RUNS)],
             "hand": [hand_bootstrap(fresh(work), False) for _ in range(RUNS)],
-            "hand0": [hand_bootstrap(fresh(work), True) for _ in range(RUNS)],
+            "hand-careful": [hand_bootstrap(fresh(work), True) for _ in range(RUNS)],
             "dt-existing": [configure_running(fresh(work), "datatier") for _ in range(RUNS)],
             "cli-existing": [configure_running(fresh(work), "redis-cli") for _ in range(RUNS)],
         }
@@ -337,13 +426,17 @@ def main():
     print("%-58s %10s %10.3f" % ("status adds over the first sentinel (median of diffs)", "",
                                  med(r["datatier"] - r["first"] for r in fo)))
     print("%-58s %10s %10.3f" % ("one `datatier status` on the healthy set", "", med(r["status"] for r in fo)))
-    row("bootstrap from nothing: by hand (defaults) | init", med(boot["hand"]), med(boot["datatier"]))
-    row("bootstrap from nothing: by hand (delay 0)  | init", med(boot["hand0"]), med(boot["datatier"]))
-    row("running servers: redis-cli | init --provider existing", med(boot["cli-existing"]),
+    row("switchover until every node follows: SENTINEL FAILOVER | failover",
+        med(r["peer"] for r in sw), med(r["datatier"] for r in sw))
+    row("from nothing: seed-style, all at once | init", med(boot["hand"]), med(boot["datatier"]))
+    row("from nothing: by hand, careful order  | init", med(boot["hand-careful"]), med(boot["datatier"]))
+    row("running servers: redis-cli, careful | init --provider existing", med(boot["cli-existing"]),
         med(boot["dt-existing"]))
     print("\nall runs:")
     for k in ("first", "all", "datatier"):
         print("  failover %-9s %s" % (k, " ".join("%.3f" % r[k] for r in fo)))
+    for k in ("peer", "datatier"):
+        print("  switchover %-8s %s" % (k, " ".join("%.3f" % r[k] for r in sw)))
     for k, v in boot.items():
         print("  bootstrap %-12s %s" % (k, " ".join("%.3f" % x for x in v)))
 

@@ -22,7 +22,8 @@ pub struct Args {
     /// Deadline in seconds for each wait.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
-    /// Output format: table (summary + status) or json.
+    /// Output format: table (old and new master, then the status), json,
+    /// or prometheus (the status after the switch).
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: crate::report::OutputFormat,
 }
@@ -50,6 +51,9 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<ExitCode> {
                 "status": out.report,
             });
             print_out(&format!("{}\n", serde_json::to_string_pretty(&v)?));
+        }
+        crate::report::OutputFormat::Prometheus => {
+            print_out(&out.report.render(crate::report::OutputFormat::Prometheus))
         }
         format => {
             print_out(&format!(
