@@ -15,6 +15,7 @@ pub async fn init(t: &Topology, ctx: &Ctx) -> Result<InitOutcome> {
     ctx.state.record_topology(&t.meta().source.text)?;
     match t {
         Topology::RedisCluster(s) => engine::init(&ClusterEngine::new(s, ctx)?, ctx).await,
+        Topology::Postgres(_) => anyhow::bail!("the postgres engine is not wired in yet"),
     }
 }
 
@@ -25,6 +26,7 @@ pub async fn plan(t: &Topology, ctx: &Ctx) -> Result<(String, serde_json::Value)
             let p = engine::plan(&ClusterEngine::new(s, ctx)?, ctx).await?;
             Ok((p.render(t.name()), crate::plan::to_json(t.name(), &p)))
         }
+        Topology::Postgres(_) => anyhow::bail!("the postgres engine is not wired in yet"),
     }
 }
 
@@ -32,6 +34,7 @@ pub async fn plan(t: &Topology, ctx: &Ctx) -> Result<(String, serde_json::Value)
 pub async fn status(t: &Topology, ctx: &Ctx) -> Result<StatusReport> {
     match t {
         Topology::RedisCluster(s) => engine::status(&ClusterEngine::new(s, ctx)?, ctx).await,
+        Topology::Postgres(_) => anyhow::bail!("the postgres engine is not wired in yet"),
     }
 }
 
@@ -39,6 +42,7 @@ pub async fn status(t: &Topology, ctx: &Ctx) -> Result<StatusReport> {
 pub fn env(t: &Topology, ctx: &Ctx) -> Result<Vec<(String, String)>> {
     match t {
         Topology::RedisCluster(s) => Ok(ClusterEngine::new(s, ctx)?.env()),
+        Topology::Postgres(_) => anyhow::bail!("the postgres engine is not wired in yet"),
     }
 }
 
@@ -46,5 +50,6 @@ pub fn env(t: &Topology, ctx: &Ctx) -> Result<Vec<(String, String)>> {
 pub fn compose(t: &Topology) -> ComposeFile {
     match t {
         Topology::RedisCluster(s) => crate::engine::redis::cluster::compose(s),
+        Topology::Postgres(_) => ComposeFile::default(),
     }
 }

@@ -10,6 +10,7 @@
 //! existing file; the name of a topology that `init` already recorded in the
 //! state dir; or the name of a built-in default (`redis-cluster`, ...).
 
+pub mod postgres;
 pub mod redis_cluster;
 
 use crate::provider::ProviderKind;
@@ -18,13 +19,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+pub use postgres::PostgresSpec;
 pub use redis_cluster::RedisClusterSpec;
 
 /// The embedded defaults: `(name, text)`. Also shipped as `topologies/*.toml`.
-pub const BUILTINS: &[(&str, &str)] = &[(
-    "redis-cluster",
-    include_str!("../../topologies/redis-cluster.toml"),
-)];
+pub const BUILTINS: &[(&str, &str)] = &[
+    (
+        "redis-cluster",
+        include_str!("../../topologies/redis-cluster.toml"),
+    ),
+    ("postgres", include_str!("../../topologies/postgres.toml")),
+];
 
 /// Where a topology's text came from, kept for error locations.
 #[derive(Debug, Clone)]
@@ -164,10 +169,14 @@ impl From<TopologyError> for TopologyErrors {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     RedisCluster,
+    Postgres,
 }
 
 impl Kind {
-    pub const ALL: &'static [(&'static str, Kind)] = &[("redis-cluster", Kind::RedisCluster)];
+    pub const ALL: &'static [(&'static str, Kind)] = &[
+        ("redis-cluster", Kind::RedisCluster),
+        ("postgres", Kind::Postgres),
+    ];
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(_, k)| *k == self).unwrap().0
     }
@@ -190,20 +199,25 @@ pub struct Meta {
 }
 
 /// A validated topology: the desired state of one data tier.
+// One value per run; the size difference between kinds does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Topology {
     RedisCluster(RedisClusterSpec),
+    Postgres(PostgresSpec),
 }
 
 impl Topology {
     pub fn meta(&self) -> &Meta {
         match self {
             Topology::RedisCluster(s) => &s.meta,
+            Topology::Postgres(s) => &s.meta,
         }
     }
     pub fn meta_mut(&mut self) -> &mut Meta {
         match self {
             Topology::RedisCluster(s) => &mut s.meta,
+            Topology::Postgres(s) => &mut s.meta,
         }
     }
     pub fn name(&self) -> &str {
@@ -255,6 +269,7 @@ pub fn parse(source: Source) -> Result<Topology, TopologyErrors> {
     }
     match kind {
         Kind::RedisCluster => redis_cluster::parse(source).map(Topology::RedisCluster),
+        Kind::Postgres => postgres::parse(source).map(Topology::Postgres),
     }
 }
 

@@ -752,7 +752,9 @@ mod tests {
     #[test]
     fn default_layout_matches_the_seed() {
         let t = crate::topology::builtin("redis-cluster").unwrap();
-        let crate::topology::Topology::RedisCluster(s) = t;
+        let crate::topology::Topology::RedisCluster(s) = t else {
+            panic!("kind")
+        };
         let addrs: Vec<String> = s.nodes.iter().map(|n| n.addr()).collect();
         assert_eq!(
             addrs,
