@@ -12,6 +12,7 @@
 //! plan that starts processes can be followed by one computed from what the
 //! started nodes really hold, and a second `init` does nothing.
 
+pub mod postgres;
 pub mod redis;
 
 use crate::plan::Plan;
