@@ -2,6 +2,7 @@
 //! a kind means one arm per function here; everything else lives in the
 //! kind's engine.
 
+use crate::engine::postgres::PostgresEngine;
 use crate::engine::redis::cluster::ClusterEngine;
 use crate::engine::{self, Ctx, InitOutcome};
 use crate::provider::compose::ComposeFile;
@@ -15,7 +16,7 @@ pub async fn init(t: &Topology, ctx: &Ctx) -> Result<InitOutcome> {
     ctx.state.record_topology(&t.meta().source.text)?;
     match t {
         Topology::RedisCluster(s) => engine::init(&ClusterEngine::new(s, ctx)?, ctx).await,
-        Topology::Postgres(_) => anyhow::bail!("the postgres engine is not wired in yet"),
+        Topology::Postgres(s) => engine::init(&PostgresEngine::new(s, ctx)?, ctx).await,
     }
 }
 
@@ -26,7 +27,10 @@ pub async fn plan(t: &Topology, ctx: &Ctx) -> Result<(String, serde_json::Value)
             let p = engine::plan(&ClusterEngine::new(s, ctx)?, ctx).await?;
             Ok((p.render(t.name()), crate::plan::to_json(t.name(), &p)))
         }
-        Topology::Postgres(_) => anyhow::bail!("the postgres engine is not wired in yet"),
+        Topology::Postgres(s) => {
+            let p = engine::plan(&PostgresEngine::new(s, ctx)?, ctx).await?;
+            Ok((p.render(t.name()), crate::plan::to_json(t.name(), &p)))
+        }
     }
 }
 
@@ -34,7 +38,7 @@ pub async fn plan(t: &Topology, ctx: &Ctx) -> Result<(String, serde_json::Value)
 pub async fn status(t: &Topology, ctx: &Ctx) -> Result<StatusReport> {
     match t {
         Topology::RedisCluster(s) => engine::status(&ClusterEngine::new(s, ctx)?, ctx).await,
-        Topology::Postgres(_) => anyhow::bail!("the postgres engine is not wired in yet"),
+        Topology::Postgres(s) => engine::status(&PostgresEngine::new(s, ctx)?, ctx).await,
     }
 }
 
@@ -42,7 +46,7 @@ pub async fn status(t: &Topology, ctx: &Ctx) -> Result<StatusReport> {
 pub fn env(t: &Topology, ctx: &Ctx) -> Result<Vec<(String, String)>> {
     match t {
         Topology::RedisCluster(s) => Ok(ClusterEngine::new(s, ctx)?.env()),
-        Topology::Postgres(_) => anyhow::bail!("the postgres engine is not wired in yet"),
+        Topology::Postgres(s) => Ok(PostgresEngine::new(s, ctx)?.env(ctx)),
     }
 }
 
@@ -50,6 +54,6 @@ pub fn env(t: &Topology, ctx: &Ctx) -> Result<Vec<(String, String)>> {
 pub fn compose(t: &Topology) -> ComposeFile {
     match t {
         Topology::RedisCluster(s) => crate::engine::redis::cluster::compose(s),
-        Topology::Postgres(_) => ComposeFile::default(),
+        Topology::Postgres(s) => crate::engine::postgres::compose(s),
     }
 }

@@ -232,8 +232,7 @@ pub fn render_conf(spec: &PostgresSpec) -> String {
 /// A postgresql.conf value, quoted unless it is a plain number or word.
 fn conf_value(v: &str) -> String {
     if !v.is_empty()
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
         && !v.starts_with('.')
     {
