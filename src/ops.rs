@@ -57,3 +57,42 @@ pub fn compose(t: &Topology) -> ComposeFile {
         Topology::Postgres(s) => crate::engine::postgres::compose(s),
     }
 }
+
+/// `datatier switchover`: make a replica the primary (Postgres only).
+/// With `dry_run` nothing changes and the steps are returned as text.
+pub async fn switchover(
+    t: &Topology,
+    ctx: &Ctx,
+    to: Option<&str>,
+    pause_timeout: std::time::Duration,
+    dry_run: bool,
+) -> Result<Switchover> {
+    use crate::engine::postgres::{observe, switchover};
+    use crate::engine::Engine as _;
+    let Topology::Postgres(s) = t else {
+        anyhow::bail!(
+            "switchover is for postgres topologies; `{}` is a {} topology",
+            t.name(),
+            t.meta().kind.as_str()
+        );
+    };
+    let _lock = ctx.state.lock()?;
+    let e = PostgresEngine::new(s, ctx)?;
+    let obs = observe::observe(&e, ctx).await?;
+    let intent = switchover::intent(&e, &obs, to)?;
+    if dry_run {
+        return Ok(Switchover::DryRun(switchover::describe(
+            &intent,
+            s.pgbouncer.is_some(),
+        )));
+    }
+    let out = switchover::run(&e, ctx, &intent, pause_timeout).await?;
+    let obs = e.observe(ctx).await?;
+    Ok(Switchover::Done(Box::new((out, e.report(ctx, &obs)))))
+}
+
+/// What `switchover` did.
+pub enum Switchover {
+    DryRun(String),
+    Done(Box<(crate::engine::postgres::switchover::Outcome, StatusReport)>),
+}

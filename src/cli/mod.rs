@@ -14,6 +14,7 @@ mod migrate;
 mod plan;
 mod render;
 mod status;
+mod switchover;
 
 use crate::engine::Ctx;
 use crate::provider::local::StateDir;
@@ -27,7 +28,7 @@ use std::time::Duration;
 /// Bootstrap, verify and migrate the data tier.
 ///
 /// A topology is a TOML file (see topologies/ in the repository) or the name
-/// of a built-in default: redis-cluster. Logs and progress go to stderr; data
+/// of a built-in default: redis-cluster, postgres. Logs and progress go to stderr; data
 /// (tables, JSON) goes to stdout.
 #[derive(Debug, Parser)]
 #[command(
@@ -80,6 +81,7 @@ pub enum Command {
     Env(env::Args),
     Render(render::Args),
     Migrate(migrate::Args),
+    Switchover(switchover::Args),
     /// Print shell completions (bash, zsh, fish, ...) to stdout.
     Completions {
         shell: clap_complete::Shell,
@@ -209,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env(a) => env::exec(a, g),
         Command::Render(a) => render::exec(a, g),
         Command::Migrate(a) => migrate::exec(a, g).await,
+        Command::Switchover(a) => switchover::exec(a, g).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
