@@ -123,25 +123,22 @@ impl<'a> Runtime<'a> {
 
 pub async fn apply(e: &PostgresEngine<'_>, ctx: &Ctx, plan: Plan<Action>) -> Result<Applied> {
     let rt = Runtime::new(e, ctx)?;
-    for p in [&e.admin, &e.replication_password, &e.owner_password] {
-        p.persist()?;
-    }
     if e.is_local() {
-        ctx.state.create()?;
-        server::raise_nofile_limit();
         // All or nothing: every port a new process needs must be free.
+        let manifest = ctx.state.manifest()?;
         for s in plan.steps.iter().filter(|s| s.action.starts_process()) {
-            let rec = ctx
-                .state
-                .manifest()?
-                .into_iter()
-                .find(|r| r.node == s.target);
-            if rec.is_some_and(|r| matches!(local::state(&r), local::ProcState::Running(_))) {
+            let rec = manifest.iter().find(|r| r.node == s.target);
+            if rec.is_some_and(|r| matches!(local::state(r), local::ProcState::Running(_))) {
                 continue;
             }
             local::check_port_free(&s.target)
                 .with_context(|| format!("cannot start {}; nothing was started", s.target))?;
         }
+        ctx.state.create()?;
+        server::raise_nofile_limit();
+    }
+    for p in [&e.admin, &e.replication_password, &e.owner_password] {
+        p.persist()?;
     }
     let started = Instant::now();
     let steps = &plan.steps;
@@ -201,8 +198,24 @@ pub async fn run_step(rt: &Runtime<'_>, s: &Step<Action>) -> Result<()> {
             server::initdb(spec, rt.bins()?, &paths, &e.admin.value, rt.who(), timeout).await?;
             write_pgpass(rt, &paths)?;
         }
-        Action::StartPrimary | Action::StartReplica => {
-            start_node(rt, rt.node(target)?).await?;
+        Action::StartPrimary => start_node(rt, rt.node(target)?).await?,
+        Action::StartReplica => {
+            let node = rt.node(target)?;
+            if let Err(err) = start_node(rt, node).await {
+                // A replica whose data cannot recover: --force rebuilds it.
+                let Some(primary) = rt.ctx.force.then(|| current_primary_of(rt)).flatten() else {
+                    return Err(err.context(format!(
+                        "{target} did not start as a replica; nothing else was changed on it\nhint: --force rebuilds it from the primary with a fresh base backup (its own data is deleted)"
+                    )));
+                };
+                tracing::warn!(
+                    "{target}: {err:#}; --force: rebuilding it from {}",
+                    primary.addr()
+                );
+                local::stop(&rt.record(node)?, timeout).await?;
+                rebuild(rt, &primary, node).await?;
+                start_node(rt, node).await?;
+            }
         }
         Action::BaseBackup { from } => {
             let node = rt.node(target)?;
@@ -221,7 +234,7 @@ pub async fn run_step(rt: &Runtime<'_>, s: &Step<Action>) -> Result<()> {
             .await?;
         }
         Action::Rewind { from } => {
-            rewind_or_rebuild(rt, rt.node(from)?, rt.node(target)?).await?;
+            rejoin(rt, rt.node(from)?, rt.node(target)?).await?;
         }
         Action::Rebuild { from, .. } => {
             let node = rt.node(target)?;
@@ -394,6 +407,13 @@ pub async fn run_step(rt: &Runtime<'_>, s: &Step<Action>) -> Result<()> {
     Ok(())
 }
 
+/// The primary recorded in the state dir (set before replicas are
+/// provisioned).
+fn current_primary_of(rt: &Runtime<'_>) -> Option<PgNode> {
+    let text = std::fs::read_to_string(rt.ctx.state.dir.join(super::PRIMARY_FILE)).ok()?;
+    rt.e.spec.node(text.trim()).cloned()
+}
+
 /// The replication role's password file in the node dir.
 pub fn write_pgpass(rt: &Runtime<'_>, paths: &NodePaths) -> Result<()> {
     server::ensure_dir(&paths.dir, rt.who())?;
@@ -433,9 +453,11 @@ pub async fn start_node(rt: &Runtime<'_>, node: &PgNode) -> Result<()> {
     wait_ready(rt, node, &rec).await
 }
 
-/// Poll until the node accepts queries (a replica: once consistent).
+/// Poll until the node accepts queries (a replica: once consistent); fail
+/// at once if the process exits.
 pub async fn wait_ready(rt: &Runtime<'_>, node: &PgNode, rec: &ProcessRecord) -> Result<()> {
     let addr = node.addr();
+    let local = rt.e.is_local();
     let res = wait::until(
         &format!("{addr} to accept queries"),
         rt.ctx.timeout,
@@ -444,9 +466,12 @@ pub async fn wait_ready(rt: &Runtime<'_>, node: &PgNode, rec: &ProcessRecord) ->
         || {
             let addr = addr.clone();
             async move {
+                if local && local::state(rec) == local::ProcState::Stopped {
+                    return Poll::Ready(Err(anyhow!("{addr}: postgres exited during start")));
+                }
                 match rt.admin(&addr).await {
                     Ok(c) => match sql::exec(&c, "SELECT 1", NODE_TIMEOUT).await {
-                        Ok(()) => Poll::Ready(()),
+                        Ok(()) => Poll::Ready(Ok(())),
                         Err(e) => Poll::Pending(e.to_string()),
                     },
                     Err(e) => Poll::Pending(e.to_string()),
@@ -455,7 +480,7 @@ pub async fn wait_ready(rt: &Runtime<'_>, node: &PgNode, rec: &ProcessRecord) ->
         },
     )
     .await;
-    res.map_err(|e| {
+    res.and_then(|r| r).map_err(|e| {
         anyhow!(
             "{e}\nlast lines of {}:\n{}",
             rec.log.display(),
@@ -464,15 +489,23 @@ pub async fn wait_ready(rt: &Runtime<'_>, node: &PgNode, rec: &ProcessRecord) ->
     })
 }
 
-/// pg_rewind a stopped former primary onto `primary` and make it a standby;
-/// if pg_rewind fails, take a fresh base backup instead (the plan only
-/// asks for this for a node demoted by a switchover, or with --force).
-pub async fn rewind_or_rebuild(rt: &Runtime<'_>, primary: &PgNode, node: &PgNode) -> Result<()> {
+/// Make a stopped former primary a running replica of `primary`: pg_rewind
+/// (a no-op after a clean switchover), standby settings, start. If the
+/// rewind or the start fails, take a fresh base backup instead and start
+/// that (the plan only asks for this for a node a switchover demoted, or
+/// with --force).
+pub async fn rejoin(rt: &Runtime<'_>, primary: &PgNode, node: &PgNode) -> Result<()> {
     let paths = rt.paths(node);
     let spec = rt.e.spec;
     server::ensure_dir(&paths.dir, rt.who())?;
     write_pgpass(rt, &paths)?;
-    match server::rewind(
+    // pg_rewind reads the source's timeline from its control file, which a
+    // just-promoted server updates only at its next checkpoint.
+    let pc = rt.admin(&primary.addr()).await?;
+    sql::exec(&pc, "CHECKPOINT", rt.ctx.timeout)
+        .await
+        .with_context(|| format!("{}: CHECKPOINT before pg_rewind", primary.addr()))?;
+    let rewound = server::rewind(
         spec,
         rt.bins()?,
         primary,
@@ -481,8 +514,8 @@ pub async fn rewind_or_rebuild(rt: &Runtime<'_>, primary: &PgNode, node: &PgNode
         rt.who(),
         rt.ctx.timeout,
     )
-    .await
-    {
+    .await;
+    let first = match rewound {
         Ok(out) => {
             tracing::debug!("{}: pg_rewind: {}", node.addr(), out.trim());
             // pg_rewind copied the primary's configuration; make this node
@@ -490,16 +523,21 @@ pub async fn rewind_or_rebuild(rt: &Runtime<'_>, primary: &PgNode, node: &PgNode
             server::write_data_files(spec, &paths.data, rt.who())?;
             let conninfo = server::primary_conninfo(spec, primary, node, &paths.pgpass);
             server::set_standby(&paths.data, &conninfo, &node.slot_name(), rt.who())?;
-            Ok(())
+            start_node(rt, node).await
         }
-        Err(err) => {
-            tracing::warn!(
-                "{}: {err:#}; taking a fresh base backup instead",
-                node.addr()
-            );
-            rebuild(rt, primary, node).await
-        }
+        Err(err) => Err(err),
+    };
+    if let Err(err) = first {
+        tracing::warn!(
+            "{}: {err:#}; taking a fresh base backup instead",
+            node.addr()
+        );
+        let rec = rt.record(node)?;
+        local::stop(&rec, rt.ctx.timeout).await?;
+        rebuild(rt, primary, node).await?;
+        start_node(rt, node).await?;
     }
+    Ok(())
 }
 
 /// Delete a (stopped) node's data dir and base-backup it again.

@@ -7,6 +7,7 @@
 //! state, timeline, LSN and lag of every node (like `patronictl list`).
 
 use super::observe::{NodeObs, NodeView, Observed, Process};
+use super::pgbouncer;
 use super::plan::{self, bouncer_routes};
 use super::PostgresEngine;
 use crate::engine::Ctx;
@@ -452,50 +453,89 @@ pub fn report(e: &PostgresEngine<'_>, ctx: &Ctx, obs: &Observed) -> StatusReport
                     node.clone(),
                     format!("admin console answers ({})", view.version),
                 ));
-                // Routing.
+                // Routing: where each database really sends clients.
+                let managed = e.bouncer_paths(ctx).is_some();
                 let mut route_text = Vec::new();
                 for r in &routes {
-                    let live = view.db(&r.name);
-                    let ok = live.is_some_and(|d| {
-                        d.host == r.host && d.port == r.port && d.database == r.dbname
-                    });
-                    let target_ok = match r.target {
-                        RouteTarget::Primary => r.members == [paddr.clone()],
-                        RouteTarget::Replicas => true,
+                    let Some(live) = view.db(&r.name) else {
+                        f.push(Finding::new(
+                            "pgbouncer_routes",
+                            node.clone(),
+                            if r.target == RouteTarget::Primary {
+                                Severity::Critical
+                            } else {
+                                Severity::Warning
+                            },
+                            format!(
+                                "database {} is not configured (should go to the {})",
+                                r.name, r.target
+                            ),
+                        ));
+                        continue;
                     };
+                    let members = pgbouncer::live_members(live, &spec.nodes);
                     route_text.push(format!(
                         "{}->{}",
                         r.name,
-                        r.members
+                        members
                             .iter()
                             .map(|m| m.rsplit_once(':').map(|x| x.1).unwrap_or(m).to_string())
                             .collect::<Vec<_>>()
                             .join(",")
                     ));
-                    if !ok || !target_ok {
-                        let have = live
-                            .map(|d| format!("{}:{}", d.host, d.port))
-                            .unwrap_or_else(|| "nothing (not configured)".into());
-                        let sev = if r.target == RouteTarget::Primary {
-                            Severity::Critical
-                        } else {
-                            Severity::Warning
-                        };
+                    let shown = members.join(", ");
+                    let replica_addrs: Vec<String> =
+                        replicas.iter().map(|n| n.addr.clone()).collect();
+                    let wrong = match r.target {
+                        RouteTarget::Primary => (members != [paddr.clone()]).then(|| {
+                            format!("{} routes to {shown}, not to the primary {paddr}: writes fail or go astray", r.name)
+                        }),
+                        RouteTarget::Replicas => {
+                            let stray: Vec<&String> = members
+                                .iter()
+                                .filter(|m| {
+                                    let ok = replica_addrs.contains(m)
+                                        || (replica_addrs.is_empty() && **m == paddr);
+                                    !ok
+                                })
+                                .collect();
+                            (!stray.is_empty()).then(|| {
+                                format!(
+                                    "{} routes to {}, which {} not a replica",
+                                    r.name,
+                                    stray.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                                    if stray.len() == 1 { "is" } else { "are" }
+                                )
+                            })
+                        }
+                    };
+                    let drift = managed
+                        && (live.host != r.host
+                            || live.port != r.port
+                            || live.database != r.dbname);
+                    if let Some(msg) = wrong {
                         f.push(Finding::new(
                             "pgbouncer_routes",
                             node.clone(),
-                            sev,
+                            if r.target == RouteTarget::Primary {
+                                Severity::Critical
+                            } else {
+                                Severity::Warning
+                            },
+                            format!("{msg}; `datatier init` rewrites the ini and reloads"),
+                        ));
+                    } else if drift {
+                        f.push(Finding::warn(
+                            "pgbouncer_routes",
+                            node.clone(),
                             format!(
-                                "{} routes to {have}, should go to {} (the {}); `datatier init` rewrites and reloads",
+                                "{} routes to {shown}; datatier would route it to {} (`datatier init` rewrites and reloads)",
                                 r.name,
-                                r.members.join(", "),
-                                r.target
+                                r.members.join(", ")
                             ),
                         ));
                     } else {
-                        // Route right, but are its members up?
-                        let down: Vec<&String> = r
-                            .members
+                        let down: Vec<&String> = members
                             .iter()
                             .filter(|m| obs.node(m).is_some_and(|n| n.view.is_err()))
                             .collect();
@@ -503,7 +543,7 @@ pub fn report(e: &PostgresEngine<'_>, ctx: &Ctx, obs: &Observed) -> StatusReport
                             f.push(Finding::ok(
                                 "pgbouncer_routes",
                                 node.clone(),
-                                format!("{} -> {} ({})", r.name, r.members.join(", "), r.target),
+                                format!("{} -> {shown} ({})", r.name, r.target),
                             ));
                         } else {
                             f.push(Finding::warn(
@@ -520,7 +560,7 @@ pub fn report(e: &PostgresEngine<'_>, ctx: &Ctx, obs: &Observed) -> StatusReport
                             ));
                         }
                     }
-                    if r.target == RouteTarget::Replicas && r.members == [paddr.clone()] {
+                    if r.target == RouteTarget::Replicas && members == [paddr.clone()] {
                         notes.push(format!(
                             "{} reads from the primary: no replica is available",
                             r.name

@@ -349,6 +349,38 @@ pub async fn admin(c: &Client, cmd: &str, timeout: Duration) -> Result<()> {
     }
 }
 
+/// The nodes a live `[databases]` entry sends clients to: `host:port` for
+/// TCP hosts; for datatier's socket routes (`.../ro-<port>-<node>`), the
+/// node the route links to; other socket directories as they are.
+pub fn live_members(db: &BouncerDb, nodes: &[PgNode]) -> Vec<String> {
+    db.host
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            if h.starts_with('/') {
+                let name = Path::new(h)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                nodes
+                    .iter()
+                    .find(|n| {
+                        name.starts_with("ro-")
+                            && name.ends_with(&format!("-{}", node_key(&n.addr())))
+                    })
+                    .map(|n| n.addr())
+                    .unwrap_or_else(|| format!("unix:{h}"))
+            } else {
+                PgNode {
+                    host: h.to_string(),
+                    port: db.port,
+                }
+                .addr()
+            }
+        })
+        .collect()
+}
+
 /// Do the live databases match the resolved routes?
 pub fn routes_match(view: &BouncerView, routes: &[ResolvedRoute]) -> Vec<String> {
     let mut gaps = Vec::new();

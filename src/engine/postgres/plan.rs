@@ -10,7 +10,9 @@
 //!    --checkpoint=fast`, start;
 //! 4. wait until every replica streams (polling `pg_stat_replication`);
 //! 5. PgBouncer: ini + auth file, start (or RELOAD);
-//! 6. record which node is primary in the state dir.
+//!
+//! Before all that, the plan records which node is primary in the state
+//! dir.
 //!
 //! Which node is primary is decided from what runs, not from the file: the
 //! one node that is not in recovery; with none running, the one data dir
@@ -150,7 +152,7 @@ impl fmt::Display for Action {
             ),
             Action::Rewind { from } => write!(
                 f,
-                "pg_rewind onto {from} (a former primary), then standby.signal"
+                "pg_rewind onto {from} (a former primary), start as its replica (a fresh base backup if that fails)"
             ),
             Action::Rebuild { from, why } => write!(
                 f,
@@ -504,7 +506,6 @@ pub fn plan(
                             from: primary_addr.clone(),
                         },
                     );
-                    prov_replicas.push(&r.addr, Action::StartReplica);
                     started.push(r.addr.clone());
                     unpredictable = true;
                 } else {
@@ -523,8 +524,16 @@ pub fn plan(
             refusals.join("; ")
         );
     }
+    let record: Option<Action> = (obs.recorded_primary.as_deref() != Some(primary_addr.as_str()))
+        .then(|| Action::RecordPrimary {
+            node: primary_addr.clone(),
+        });
     if unpredictable {
-        let mut p = prov_primary;
+        let mut p = Plan::new();
+        if let Some(r) = record {
+            p.push("state", r);
+        }
+        p.steps.extend(prov_primary.steps);
         p.steps.extend(prov_replicas.steps);
         p.push("cluster", Action::ObserveAgain);
         return Ok(p);
@@ -787,16 +796,13 @@ pub fn plan(
         }
     }
 
-    if obs.recorded_primary.as_deref() != Some(primary_addr.as_str()) {
-        tail.push(
-            "state",
-            Action::RecordPrimary {
-                node: primary_addr.clone(),
-            },
-        );
+    // Recorded first: the decision of this plan holds even if a later step
+    // fails (a rebuild needs to know whom to copy).
+    let mut p = Plan::new();
+    if let Some(r) = record {
+        p.push("state", r);
     }
-
-    let mut p = prov_primary;
+    p.steps.extend(prov_primary.steps);
     for part in [sql, prov_replicas, follow, tail] {
         p.steps.extend(part.steps);
     }

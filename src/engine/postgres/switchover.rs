@@ -501,8 +501,7 @@ pub async fn run(
     // After the pause: the rest of the layout follows.
     futures::future::try_join_all(i.others.iter().map(|o| apply::follow(&rt, o, &i.to))).await?;
     mark("replicas_follow", &mut phases);
-    apply::rewind_or_rebuild(&rt, &i.to, &i.from).await?;
-    apply::start_node(&rt, &i.from).await?;
+    apply::rejoin(&rt, &i.to, &i.from).await?;
     journal.phase = Phase::Rejoined;
     journal.save(&ctx.state)?;
     mark("old_primary_rejoins", &mut phases);
