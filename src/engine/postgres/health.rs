@@ -735,12 +735,154 @@ fn retained(pv: &NodeView, restart: Option<super::sql::Lsn>) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixture::{self, healthy, stop};
     use super::*;
+    use crate::provider::ProviderKind;
 
     #[test]
     fn bytes_read_well() {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(2048), "2.0 kB");
         assert_eq!(human_bytes(16 << 20), "16.0 MB");
+    }
+
+    fn problems(r: &StatusReport) -> Vec<String> {
+        r.findings
+            .iter()
+            .filter(|f| f.severity > Severity::Ok)
+            .map(|f| {
+                format!(
+                    "{} {} {}: {}",
+                    f.severity,
+                    f.check,
+                    f.node.clone().unwrap_or_default(),
+                    f.message
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn healthy_is_ok_and_the_table_reads_like_patronictl() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = fixture::spec(None);
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Local);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        let r = report(&e, &ctx, &healthy(&e, 0));
+        assert_eq!(r.status, Severity::Ok, "{:#?}", problems(&r));
+        let t = r.render(crate::report::OutputFormat::Table);
+        assert!(t.contains("127.0.0.1:15432   primary     running"), "{t}");
+        assert!(t.contains("127.0.0.1:15433   replica     streaming"), "{t}");
+        assert!(t.contains("app->15432 app_ro->15433,15434"), "{t}");
+        for check in [
+            "primary",
+            "replica_streaming (x2)",
+            "replica_lag (x2)",
+            "replication_slot (x2)",
+            "connections (x3)",
+            "pgbouncer_routes (x2)",
+            "pgbouncer_pool",
+        ] {
+            assert!(t.contains(check), "{check} not verified:\n{t}");
+        }
+    }
+
+    #[test]
+    fn lag_connections_and_pools_have_thresholds() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = fixture::spec(None);
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Local);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        let mut obs = healthy(&e, 0);
+        if let Ok(v) = &mut obs.nodes[0].view {
+            v.replication[0].replay_lag = Some(1.5);
+            v.replication[1].replay_lag = Some(12.0);
+            v.connections = 85;
+        }
+        if let Ok(v) = &mut obs.nodes[2].view {
+            v.connections = 96;
+        }
+        if let Some(Ok(v)) = obs.bouncer.as_mut().map(|b| b.view.as_mut()) {
+            v.pools[0].cl_waiting = 12;
+            v.pools[0].maxwait_seconds = 6.0;
+        }
+        let r = report(&e, &ctx, &obs);
+        let p = problems(&r);
+        let has = |s: &str| p.iter().any(|x| x.contains(s));
+        assert!(has("WARNING replica_lag 127.0.0.1:15433: replica 127.0.0.1:15433 lags: lag 0 B / 1.50s"), "{p:#?}");
+        assert!(
+            has("CRITICAL replica_lag 127.0.0.1:15434: replica 127.0.0.1:15434 lags"),
+            "{p:#?}"
+        );
+        assert!(
+            has("WARNING connections 127.0.0.1:15432: 85 of max_connections 100 in use (85%"),
+            "{p:#?}"
+        );
+        assert!(
+            has("CRITICAL connections 127.0.0.1:15434: 96 of max_connections 100"),
+            "{p:#?}"
+        );
+        assert!(has("CRITICAL pgbouncer_pool 127.0.0.1:16432: pool app/app: 2 active, 12 waiting clients, maxwait 6.00s"), "{p:#?}");
+        assert_eq!(r.status, Severity::Critical);
+        // Bytes alone also count.
+        let mut obs = healthy(&e, 0);
+        if let Ok(v) = &mut obs.nodes[0].view {
+            v.lsn = Some(super::super::sql::Lsn(0x3000060 + (20 << 20)));
+        }
+        let r = report(&e, &ctx, &obs);
+        assert!(
+            problems(&r).iter().any(|x| x.contains(
+                "WARNING replica_lag 127.0.0.1:15433: replica 127.0.0.1:15433 lags: lag 20.0 MB"
+            )),
+            "{:#?}",
+            problems(&r)
+        );
+    }
+
+    #[test]
+    fn a_missing_replica_and_a_misrouted_pgbouncer_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = fixture::spec(None);
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Local);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        let mut obs = healthy(&e, 0);
+        stop(&mut obs, 2);
+        if let Ok(v) = &mut obs.nodes[0].view {
+            v.replication
+                .retain(|r| r.application_name != "replica_127_0_0_1_15434");
+            for s in &mut v.slots {
+                if s.name == "replica_127_0_0_1_15434" {
+                    s.active = false;
+                    s.active_pid = None;
+                }
+            }
+        }
+        if let Some(Ok(v)) = obs.bouncer.as_mut().map(|b| b.view.as_mut()) {
+            v.databases[0].port = 15433;
+            v.databases[1].paused = true;
+        }
+        let r = report(&e, &ctx, &obs);
+        let p = problems(&r);
+        let has = |s: &str| p.iter().any(|x| x.contains(s));
+        assert!(
+            has("CRITICAL node_reachable 127.0.0.1:15434: not running"),
+            "{p:#?}"
+        );
+        assert!(has("CRITICAL replica_streaming 127.0.0.1:15434: replica 127.0.0.1:15434 is missing from pg_stat_replication on 127.0.0.1:15432"), "{p:#?}");
+        assert!(has("WARNING replication_slot 127.0.0.1:15434: slot replica_127_0_0_1_15434 on 127.0.0.1:15432 is inactive"), "{p:#?}");
+        assert!(has("CRITICAL pgbouncer_routes 127.0.0.1:16432: app routes to 127.0.0.1:15433, not to the primary 127.0.0.1:15432"), "{p:#?}");
+        assert!(has("WARNING pgbouncer_routes 127.0.0.1:16432: app_ro sends clients to 127.0.0.1:15434, which is down"), "{p:#?}");
+        assert!(
+            has("WARNING pgbouncer_paused 127.0.0.1:16432: app_ro is PAUSED"),
+            "{p:#?}"
+        );
+        assert_eq!(r.status.exit_code(), 2);
+        // Two primaries: both named.
+        let mut obs = healthy(&e, 0);
+        if let Ok(v) = &mut obs.nodes[1].view {
+            v.in_recovery = false;
+        }
+        let p = problems(&report(&e, &ctx, &obs));
+        assert!(p.iter().any(|x| x.contains("CRITICAL primary 127.0.0.1:15433: split brain: 127.0.0.1:15432 and 127.0.0.1:15433 all accept writes")), "{p:#?}");
     }
 }

@@ -18,6 +18,8 @@
 //! command line, in a plan or in a log.
 
 pub mod apply;
+#[cfg(test)]
+mod fixture;
 pub mod health;
 pub mod observe;
 pub mod pgbouncer;

@@ -808,3 +808,230 @@ pub fn plan(
     }
     Ok(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{self, fresh, healthy, stop};
+    use super::super::switchover::{Journal, Phase};
+    use super::*;
+    use crate::provider::ProviderKind;
+
+    fn actions(p: &Plan<Action>) -> Vec<String> {
+        p.steps
+            .iter()
+            .map(|s| format!("{} {}", s.target, s.action))
+            .collect()
+    }
+
+    #[test]
+    fn fresh_layout_is_bootstrapped_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = fixture::spec(None);
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Local);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        let p = plan(&e, &ctx.state, &fresh(&e), false).unwrap();
+        let a = actions(&p);
+        let pos = |needle: &str| {
+            a.iter()
+                .position(|s| s.contains(needle))
+                .unwrap_or_else(|| panic!("no {needle} in {a:#?}"))
+        };
+        assert!(a[0].contains("record 127.0.0.1:15432"), "{a:#?}");
+        assert!(pos("15432 initdb") < pos("15432 start postgres (primary)"));
+        assert!(pos("start postgres (primary)") < pos("CREATE ROLE replicator LOGIN REPLICATION"));
+        assert!(pos("CREATE ROLE replicator") < pos("replica_127_0_0_1_15433 (for"));
+        assert!(pos("replica_127_0_0_1_15434 (for") < pos("15434 pg_basebackup"));
+        assert!(pos("15433 pg_basebackup") < pos("15433 start postgres (replica)"));
+        assert!(pos("15434 start postgres (replica)") < pos("wait until 2 replica(s)"));
+        assert!(pos("wait until 2 replica(s)") < pos("16432 write pgbouncer.ini"));
+        assert!(pos("write pgbouncer.ini") < pos("16432 start pgbouncer"));
+        assert!(a
+            .iter()
+            .any(|s| s.contains("CREATE DATABASE app OWNER app")));
+        // Passwords are named by where they live, never shown.
+        let text = p.render("postgres");
+        assert!(!text.contains(e.owner_password.value.expose()));
+        assert!(text.contains("owner.pass"), "{text}");
+    }
+
+    #[test]
+    fn a_healthy_layout_plans_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = fixture::spec(None);
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Local);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        let p = plan(&e, &ctx.state, &healthy(&e, 0), false).unwrap();
+        assert!(p.is_empty(), "{:#?}", actions(&p));
+    }
+
+    #[test]
+    fn after_a_switchover_the_new_primary_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = fixture::spec(None);
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Local);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        let obs = healthy(&e, 2);
+        assert!(plan(&e, &ctx.state, &obs, false).unwrap().is_empty());
+        // Even with nothing recorded: what runs decides.
+        let mut obs = obs;
+        obs.recorded_primary = None;
+        let p = plan(&e, &ctx.state, &obs, false).unwrap();
+        assert_eq!(
+            actions(&p),
+            ["state record 127.0.0.1:15434 as the current primary (state dir)"]
+        );
+    }
+
+    #[test]
+    fn a_stopped_replica_is_started_then_planned_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = fixture::spec(None);
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Local);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        let mut obs = healthy(&e, 0);
+        stop(&mut obs, 2);
+        let p = plan(&e, &ctx.state, &obs, false).unwrap();
+        assert_eq!(
+            actions(&p),
+            [
+                "127.0.0.1:15434 start postgres (replica)",
+                "cluster observe again once the started nodes answer, then plan the rest"
+            ]
+        );
+        // Its data gone: a fresh base backup from the primary.
+        obs.nodes[2].data = Some(DataDir::Missing);
+        let a = actions(&plan(&e, &ctx.state, &obs, false).unwrap());
+        assert!(a.contains(&"127.0.0.1:15434 pg_basebackup -X stream -R -S <slot> --checkpoint=fast from 127.0.0.1:15432".to_string()), "{a:#?}");
+    }
+
+    #[test]
+    fn refusals_change_nothing_and_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = fixture::spec(None);
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Local);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        // Two primaries.
+        let mut obs = healthy(&e, 0);
+        if let Ok(v) = &mut obs.nodes[1].view {
+            v.in_recovery = false;
+        }
+        let err = plan(&e, &ctx.state, &obs, false).unwrap_err().to_string();
+        assert!(
+            err.contains("split brain: 127.0.0.1:15432 and 127.0.0.1:15433"),
+            "{err}"
+        );
+        // A former primary, stopped, not demoted by a switchover.
+        let mut obs = healthy(&e, 0);
+        stop(&mut obs, 1);
+        obs.nodes[1].data = Some(DataDir::Primary);
+        let err = plan(&e, &ctx.state, &obs, false).unwrap_err().to_string();
+        assert!(
+            err.contains("127.0.0.1:15433 holds a primary's data dir")
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert!(err.contains("--force"), "{err}");
+        // With --force, or after a switchover demoted it: rewound and rejoined.
+        let a = actions(&plan(&e, &ctx.state, &obs, true).unwrap());
+        assert!(
+            a[0].starts_with("127.0.0.1:15433 pg_rewind onto 127.0.0.1:15432"),
+            "{a:#?}"
+        );
+        obs.journal = Some(Journal {
+            from: "127.0.0.1:15433".into(),
+            to: "127.0.0.1:15432".into(),
+            phase: Phase::Resumed,
+        });
+        assert!(plan(&e, &ctx.state, &obs, false).is_ok());
+        // The primary's data missing while replicas hold data.
+        let mut obs = healthy(&e, 0);
+        stop(&mut obs, 0);
+        obs.nodes[0].data = Some(DataDir::Missing);
+        for i in 1..3 {
+            stop(&mut obs, i);
+        }
+        let err = plan(&e, &ctx.state, &obs, false).unwrap_err().to_string();
+        assert!(
+            err.contains("127.0.0.1:15432 is to be the primary but has no data dir"),
+            "{err}"
+        );
+        // A replica of another cluster.
+        let mut obs = healthy(&e, 0);
+        if let Ok(v) = &mut obs.nodes[2].view {
+            v.system_identifier = "999".into();
+        }
+        let err = plan(&e, &ctx.state, &obs, false).unwrap_err().to_string();
+        assert!(
+            err.contains("127.0.0.1:15434 system identifier 999 differs"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn drift_is_repaired_step_by_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = fixture::spec(None);
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Local);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        let mut obs = healthy(&e, 0);
+        // A replica follows a node that is no longer primary, a slot is
+        // missing, PgBouncer routes writes to a replica, a stale slot holds WAL.
+        if let Ok(v) = &mut obs.nodes[1].view {
+            v.primary_conninfo = "host=127.0.0.1 port=15434 user=replicator".into();
+        }
+        if let Ok(v) = &mut obs.nodes[0].view {
+            v.slots.retain(|s| s.name != "replica_127_0_0_1_15434");
+            v.slots.push(super::super::observe::SlotRow {
+                name: "replica_127_0_0_1_15432".into(),
+                physical: true,
+                active: false,
+                active_pid: None,
+                restart_lsn: None,
+            });
+        }
+        if let Some(Ok(v)) = obs.bouncer.as_mut().map(|b| b.view.as_mut()) {
+            v.databases[0].port = 15433;
+        }
+        let a = actions(&plan(&e, &ctx.state, &obs, false).unwrap());
+        for want in [
+            "127.0.0.1:15432 create physical replication slot replica_127_0_0_1_15434 (for 127.0.0.1:15434)",
+            "127.0.0.1:15433 follow 127.0.0.1:15432: ALTER SYSTEM SET primary_conninfo, primary_slot_name + reload",
+            "replication wait until 2 replica(s) stream from 127.0.0.1:15432 (pg_stat_replication)",
+            "127.0.0.1:15432 drop replication slot replica_127_0_0_1_15432 (no declared replica uses it; it holds WAL)",
+            "127.0.0.1:16432 RELOAD (pgbouncer admin console)",
+        ] {
+            assert!(a.contains(&want.to_string()), "missing {want}\nin {a:#?}");
+        }
+    }
+
+    #[test]
+    fn existing_nodes_are_configured_not_started() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("DATATIER_TEST_PGADMIN", "s3cret-admin");
+        let spec = fixture::spec(Some(
+            "name='postgres'\nkind='postgres'\nprovider='existing'\n[postgres]\nnodes=['10.0.0.1:5432','10.0.0.2:5432']\n[admin]\npassword_env='DATATIER_TEST_PGADMIN'\n",
+        ));
+        let ctx = fixture::ctx(dir.path(), ProviderKind::Existing);
+        let e = PostgresEngine::new(&spec, &ctx).unwrap();
+        let mut obs = healthy(&e, 0);
+        for n in &mut obs.nodes {
+            n.process = Process::External;
+            n.data = None;
+        }
+        // Their replica role exists with a password datatier does not know:
+        // it is left alone (only a configured password is enforced).
+        if let Ok(v) = &mut obs.nodes[0].view {
+            v.roles.get_mut("replicator").unwrap().secret =
+                Some(super::super::scram::ScramSecret::generate("theirs").to_string());
+        }
+        assert!(plan(&e, &ctx.state, &obs, false).unwrap().is_empty());
+        // An unreachable node is refused, naming it.
+        obs.nodes[1].view = Err("connection refused".into());
+        let err = plan(&e, &ctx.state, &obs, false).unwrap_err().to_string();
+        assert!(
+            err.contains("10.0.0.2:5432 is unreachable (connection refused)")
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+    }
+}
