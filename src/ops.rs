@@ -3,6 +3,7 @@
 //! kind's engine.
 
 use crate::engine::mongo::MongoEngine;
+use crate::engine::postgres::PostgresEngine;
 use crate::engine::redis::cluster::ClusterEngine;
 use crate::engine::redis::sentinel::SentinelEngine;
 use crate::engine::{self, Ctx, FailoverOutcome, InitOutcome};
@@ -19,6 +20,7 @@ pub async fn init(t: &Topology, ctx: &Ctx) -> Result<InitOutcome> {
         Topology::RedisCluster(s) => engine::init(&ClusterEngine::new(s, ctx)?, ctx).await,
         Topology::MongoSharded(s) => engine::init(&MongoEngine::new(s, ctx)?, ctx).await,
         Topology::RedisSentinel(s) => engine::init(&SentinelEngine::new(s, ctx)?, ctx).await,
+        Topology::Postgres(s) => engine::init(&PostgresEngine::new(s, ctx)?, ctx).await,
     }
 }
 
@@ -37,6 +39,10 @@ pub async fn plan(t: &Topology, ctx: &Ctx) -> Result<(String, serde_json::Value)
             let p = engine::plan(&SentinelEngine::new(s, ctx)?, ctx).await?;
             Ok((p.render(t.name()), crate::plan::to_json(t.name(), &p)))
         }
+        Topology::Postgres(s) => {
+            let p = engine::plan(&PostgresEngine::new(s, ctx)?, ctx).await?;
+            Ok((p.render(t.name()), crate::plan::to_json(t.name(), &p)))
+        }
     }
 }
 
@@ -46,6 +52,7 @@ pub async fn status(t: &Topology, ctx: &Ctx) -> Result<StatusReport> {
         Topology::RedisCluster(s) => engine::status(&ClusterEngine::new(s, ctx)?, ctx).await,
         Topology::MongoSharded(s) => engine::status(&MongoEngine::new(s, ctx)?, ctx).await,
         Topology::RedisSentinel(s) => engine::status(&SentinelEngine::new(s, ctx)?, ctx).await,
+        Topology::Postgres(s) => engine::status(&PostgresEngine::new(s, ctx)?, ctx).await,
     }
 }
 
@@ -55,6 +62,7 @@ pub fn env(t: &Topology, ctx: &Ctx) -> Result<Vec<(String, String)>> {
         Topology::RedisCluster(s) => Ok(ClusterEngine::new(s, ctx)?.env()),
         Topology::MongoSharded(s) => Ok(MongoEngine::new(s, ctx)?.env()),
         Topology::RedisSentinel(s) => Ok(SentinelEngine::new(s, ctx)?.env()),
+        Topology::Postgres(s) => Ok(PostgresEngine::new(s, ctx)?.env(ctx)),
     }
 }
 
@@ -64,6 +72,7 @@ pub fn compose(t: &Topology) -> ComposeFile {
         Topology::RedisCluster(s) => crate::engine::redis::cluster::compose(s),
         Topology::MongoSharded(s) => crate::engine::mongo::compose(s),
         Topology::RedisSentinel(s) => crate::engine::redis::sentinel::compose(s),
+        Topology::Postgres(s) => crate::engine::postgres::compose(s),
     }
 }
 
@@ -80,4 +89,51 @@ pub async fn failover(t: &Topology, ctx: &Ctx, to: Option<&str>) -> Result<Failo
             other.meta().kind.as_str()
         ),
     }
+}
+
+/// `datatier switchover`: make a replica the primary (Postgres only).
+/// With `dry_run` nothing changes and the steps are returned as text.
+pub async fn switchover(
+    t: &Topology,
+    ctx: &Ctx,
+    to: Option<&str>,
+    pause_timeout: std::time::Duration,
+    dry_run: bool,
+) -> Result<Switchover> {
+    use crate::engine::postgres::{observe, switchover};
+    use crate::engine::Engine as _;
+    let Topology::Postgres(s) = t else {
+        anyhow::bail!(
+            "switchover is for postgres topologies; `{}` is a {} topology",
+            t.name(),
+            t.meta().kind.as_str()
+        );
+    };
+    if !ctx.state.exists() && ctx.provider == crate::provider::ProviderKind::Local {
+        anyhow::bail!(
+            "`{}` has no state in {}: it was never initialized from here\nhint: run `datatier init {}` first, or pass the --state-dir that init used",
+            t.name(),
+            ctx.state.dir.display(),
+            t.name()
+        );
+    }
+    let _lock = ctx.state.lock()?;
+    let e = PostgresEngine::new(s, ctx)?;
+    let obs = observe::observe(&e, ctx).await?;
+    let intent = switchover::intent(&e, &obs, to)?;
+    if dry_run {
+        return Ok(Switchover::DryRun(switchover::describe(
+            &intent,
+            s.pgbouncer.is_some(),
+        )));
+    }
+    let out = switchover::run(&e, ctx, &intent, pause_timeout).await?;
+    let obs = e.observe(ctx).await?;
+    Ok(Switchover::Done(Box::new((out, e.report(ctx, &obs)))))
+}
+
+/// What `switchover` did.
+pub enum Switchover {
+    DryRun(String),
+    Done(Box<(crate::engine::postgres::switchover::Outcome, StatusReport)>),
 }

@@ -15,6 +15,7 @@ mod migrate;
 mod plan;
 mod render;
 mod status;
+mod switchover;
 
 use crate::engine::Ctx;
 use crate::provider::local::StateDir;
@@ -83,6 +84,7 @@ pub enum Command {
     Env(env::Args),
     Render(render::Args),
     Migrate(migrate::Args),
+    Switchover(switchover::Args),
     /// Print shell completions (bash, zsh, fish, ...) to stdout.
     Completions {
         shell: clap_complete::Shell,
@@ -221,6 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env(a) => env::exec(a, g),
         Command::Render(a) => render::exec(a, g),
         Command::Migrate(a) => migrate::exec(a, g).await,
+        Command::Switchover(a) => switchover::exec(a, g).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

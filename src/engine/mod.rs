@@ -13,6 +13,7 @@
 //! started nodes really hold, and a second `init` does nothing.
 
 pub mod mongo;
+pub mod postgres;
 pub mod redis;
 
 use crate::plan::Plan;

@@ -293,6 +293,21 @@ pub fn hand_over(path: &Path, who: &RunAs) -> Result<()> {
     Ok(())
 }
 
+/// A command for a one-shot tool (initdb, pg_basebackup, ...) that must run
+/// as the same unprivileged account as the servers: uid, gid, no
+/// supplementary groups, and `HOME`/`USER` set (`HOME` to `home`).
+/// Without `who` (datatier is not root) it runs as ourselves.
+pub fn command_as(program: &Path, who: Option<&RunAs>, home: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::null());
+    if let Some(u) = who {
+        // std clears supplementary groups when root changes the uid.
+        cmd.uid(u.uid).gid(u.gid);
+        cmd.env("HOME", home).env("USER", &u.name);
+    }
+    cmd
+}
+
 /// Find a server binary: the topology's override, then the env var, then
 /// PATH, then `extra_dirs` (globs are not needed: pass concrete dirs).
 pub fn find_binary(
@@ -457,18 +472,10 @@ pub async fn start(
         .stderr(log)
         .envs(rec.env.iter().map(|(k, v)| (k, v)));
     if let Some(u) = run_as {
+        // std drops root's supplementary groups itself when it changes the
+        // uid (setgroups(0) before setuid); a pre_exec setgroups would run
+        // after setuid and fail with EPERM.
         cmd.uid(u.uid).gid(u.gid);
-        // Drop root's supplementary groups too.
-        let gid = u.gid;
-        // SAFETY: setgroups and setsid are async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setgroups(1, &gid) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         cmd.env("HOME", &rec.dir).env("USER", &u.name);
     }
     // SAFETY: setsid and umask are async-signal-safe; setsid detaches the

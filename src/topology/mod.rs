@@ -11,6 +11,7 @@
 //! state dir; or the name of a built-in default (`redis-cluster`, ...).
 
 pub mod mongo;
+pub mod postgres;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 pub use mongo::MongoShardedSpec;
+pub use postgres::PostgresSpec;
 pub use redis_cluster::RedisClusterSpec;
 pub use redis_sentinel::RedisSentinelSpec;
 
@@ -38,6 +40,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "redis-sentinel",
         include_str!("../../topologies/redis-sentinel.toml"),
     ),
+    ("postgres", include_str!("../../topologies/postgres.toml")),
 ];
 
 /// Where a topology's text came from, kept for error locations.
@@ -180,6 +183,7 @@ pub enum Kind {
     RedisCluster,
     MongoSharded,
     RedisSentinel,
+    Postgres,
 }
 
 impl Kind {
@@ -187,6 +191,7 @@ impl Kind {
         ("redis-cluster", Kind::RedisCluster),
         ("mongo-sharded", Kind::MongoSharded),
         ("redis-sentinel", Kind::RedisSentinel),
+        ("postgres", Kind::Postgres),
     ];
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(_, k)| *k == self).unwrap().0
@@ -210,11 +215,14 @@ pub struct Meta {
 }
 
 /// A validated topology: the desired state of one data tier.
+// One value per run; the size difference between kinds does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Topology {
     RedisCluster(RedisClusterSpec),
     MongoSharded(MongoShardedSpec),
     RedisSentinel(RedisSentinelSpec),
+    Postgres(PostgresSpec),
 }
 
 impl Topology {
@@ -223,6 +231,7 @@ impl Topology {
             Topology::RedisCluster(s) => &s.meta,
             Topology::MongoSharded(s) => &s.meta,
             Topology::RedisSentinel(s) => &s.meta,
+            Topology::Postgres(s) => &s.meta,
         }
     }
     pub fn meta_mut(&mut self) -> &mut Meta {
@@ -230,6 +239,7 @@ impl Topology {
             Topology::RedisCluster(s) => &mut s.meta,
             Topology::MongoSharded(s) => &mut s.meta,
             Topology::RedisSentinel(s) => &mut s.meta,
+            Topology::Postgres(s) => &mut s.meta,
         }
     }
     pub fn name(&self) -> &str {
@@ -239,7 +249,7 @@ impl Topology {
     /// the file is loaded and reported by `status`.
     pub fn warnings(&self) -> &[TopologyError] {
         match self {
-            Topology::RedisCluster(_) | Topology::MongoSharded(_) => &[],
+            Topology::RedisCluster(_) | Topology::MongoSharded(_) | Topology::Postgres(_) => &[],
             Topology::RedisSentinel(s) => &s.warnings,
         }
     }
@@ -291,6 +301,7 @@ pub fn parse(source: Source) -> Result<Topology, TopologyErrors> {
         Kind::RedisCluster => redis_cluster::parse(source).map(Topology::RedisCluster),
         Kind::MongoSharded => mongo::parse(source).map(Topology::MongoSharded),
         Kind::RedisSentinel => redis_sentinel::parse(source).map(Topology::RedisSentinel),
+        Kind::Postgres => postgres::parse(source).map(Topology::Postgres),
     }
 }
 
