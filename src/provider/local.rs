@@ -451,18 +451,9 @@ pub async fn start(
         .stderr(log)
         .envs(rec.env.iter().map(|(k, v)| (k, v)));
     if let Some(u) = run_as {
+        // std drops root's supplementary groups itself (setgroups(0)) before
+        // setuid; a setgroups in pre_exec would run after setuid and fail.
         cmd.uid(u.uid).gid(u.gid);
-        // Drop root's supplementary groups too.
-        let gid = u.gid;
-        // SAFETY: setgroups and setsid are async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setgroups(1, &gid) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         cmd.env("HOME", &rec.dir).env("USER", &u.name);
     }
     // SAFETY: setsid is async-signal-safe; it detaches the server from our
@@ -639,7 +630,7 @@ mod tests {
             stop_all(&state, Duration::from_secs(5)).await.unwrap(),
             vec![node.clone()]
         );
-        assert_eq!(state(&rec), ProcState::Stopped);
+        assert_eq!(super::state(&rec), ProcState::Stopped);
         assert!(!listening(&node));
     }
 

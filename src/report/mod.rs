@@ -170,7 +170,7 @@ fn render_table(r: &StatusReport) -> String {
             problems.push(f);
         }
     }
-    problems.sort_by(|a, b| b.severity.cmp(&a.severity));
+    problems.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for f in &problems {
         let node = f
             .node

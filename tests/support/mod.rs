@@ -20,6 +20,8 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
+
 use assert_cmd::Command;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -40,9 +42,15 @@ impl Scratch {
         let base = std::env::temp_dir().join("datatier-tests");
         std::fs::create_dir_all(&base).unwrap();
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let dir = tempfile::Builder::new().prefix("t").tempdir_in(&base).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("t")
+            .tempdir_in(&base)
+            .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        Scratch { dir, cleanup: Mutex::new(Vec::new()) }
+        Scratch {
+            dir,
+            cleanup: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -59,7 +67,10 @@ impl Scratch {
     /// `datatier ARGS...` run in the scratch dir (state in `./.datatier`).
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("datatier").unwrap();
-        c.current_dir(self.path()).args(args).env_remove("DATATIER_STATE_DIR").timeout(Duration::from_secs(300));
+        c.current_dir(self.path())
+            .args(args)
+            .env_remove("DATATIER_STATE_DIR")
+            .timeout(Duration::from_secs(300));
         c
     }
 
@@ -120,7 +131,10 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
 /// Run an outside program (redis-cli, psql, ...) and return stdout; panics
 /// with its stderr on failure.
 pub fn sh(program: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     assert!(
         out.status.success(),
         "{program} {args:?} failed: {}\n{}",
@@ -132,5 +146,6 @@ pub fn sh(program: &str, args: &[&str]) -> String {
 
 /// Is a TCP port on 127.0.0.1 accepting connections?
 pub fn listening(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+        .is_ok()
 }

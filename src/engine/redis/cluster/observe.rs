@@ -115,7 +115,8 @@ pub async fn read_node(
     let info = parse_info(&info);
     let config = config
         .chunks(2)
-        .filter_map(|c| (c.len() == 2).then(|| (c[0].clone(), c[1].clone())))
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0].clone(), c[1].clone()))
         .collect();
     let mut view = NodeView {
         nodes: Vec::new(),
