@@ -1,7 +1,11 @@
 use super::Global;
 use crate::migrate::sqlite_pg::{
-    self, load::OnError, plan::Cast, target::IfExists, types::TimestampType, Endpoints, Integrity,
-    Output, ScanMode,
+    self,
+    load::{OnError, VerifyMode},
+    plan::Cast,
+    target::IfExists,
+    types::TimestampType,
+    Endpoints, Integrity, Output, ScanMode,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,18 +112,23 @@ pub struct SqliteToPostgres {
     #[arg(long, value_enum, default_value = "timestamptz")]
     pub timestamp_type: TimestampType,
     /// Which values preflight checks before writing: auto (every value of
-    /// tables up to 2 million values; in bigger ones typeless columns and
-    /// types that constrain values), full (every value) or constrained (only
-    /// typeless columns and constraining types). What is not
-    /// checked before is checked while loading, per --on-error.
+    /// tables up to 2 million values; in bigger ones the typeless and --cast
+    /// columns), constrained (typeless, --cast and value-constraining types:
+    /// boolean, dates, numeric(p,s), varchar(n), json) or full (every
+    /// value). Whatever is not checked before is checked while loading, and
+    /// a misfit then stops the run (resumable) or is rejected (--on-error).
     #[arg(long, value_enum, default_value = "auto")]
     pub scan: ScanMode,
     /// Source consistency check run by preflight.
     #[arg(long, value_enum, default_value = "quick")]
     pub integrity: Integrity,
-    /// Skip the final verification (then run `datatier migrate verify`).
-    #[arg(long)]
-    pub no_verify: bool,
+    /// How the result is verified: fast hashes every source value while
+    /// reading it for the load and compares with every value read back from
+    /// Postgres (plus SQLite's own row counts); full also reads the source
+    /// again, independently of the load; none skips it (run `datatier
+    /// migrate verify` later).
+    #[arg(long, value_enum, default_value = "fast")]
+    pub verify: VerifyMode,
     /// maintenance_work_mem of the sessions that build indexes.
     #[arg(long, default_value = "256MB", value_name = "SIZE")]
     pub maintenance_work_mem: String,
@@ -174,7 +183,7 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<ExitCode> {
                 timestamp_type: m.timestamp_type,
                 scan: m.scan,
                 integrity: m.integrity,
-                verify: !m.no_verify,
+                verify: m.verify,
                 maintenance_work_mem: m.maintenance_work_mem,
             };
             sqlite_pg::migrate(opts).await

@@ -23,6 +23,7 @@ use super::scan::{key_select, RowKey};
 use super::sql::quote_ident;
 use super::target::{self, Outcome, Target};
 use super::types::convert;
+use super::verify::{self, Expected, RowHasher, Sums, TableCheck, TargetTypes};
 use crate::migrate::{Journal, Progress, Task};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Bytes, BytesMut};
@@ -68,6 +69,7 @@ pub struct Loader {
     pub maintenance_work_mem: String,
     /// Tables may hold rows from an interrupted run: empty them first.
     pub resume: bool,
+    pub verify: VerifyMode,
 }
 
 /// The journal step of a table's load.
@@ -116,10 +118,24 @@ impl std::fmt::Display for MisfitAbort {
 
 impl std::error::Error for MisfitAbort {}
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct ChunkResult {
-    rows: u64,
     rejected: u64,
+    /// The rows as read from SQLite and sent, hashed for verification.
+    sums: Sums,
+}
+
+/// How the run verifies what it loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum VerifyMode {
+    /// Hash the source rows while reading them for the load (plus SQLite's
+    /// own row count); read every table back from Postgres.
+    #[default]
+    Fast,
+    /// Also read the source again, independently of the load.
+    Full,
+    /// No verification (run `datatier migrate verify` later).
+    None,
 }
 
 enum Work {
@@ -128,15 +144,28 @@ enum Work {
         index: usize,
         range: Option<(i64, i64)>,
     },
-    Object(Obj),
+    /// A key, index, check or identity of a table, or (table None) a
+    /// foreign key.
+    Object(Option<usize>, Obj),
+    /// Compare the table in Postgres with the source.
+    Verify(usize),
 }
 
 struct TableState {
     remaining: AtomicUsize,
-    rows: AtomicU64,
+    /// Objects of this table not yet built.
+    objects_left: AtomicUsize,
     rejected: AtomicU64,
+    sums: Mutex<Sums>,
     started: Mutex<Option<Instant>>,
     task: Arc<Task>,
+}
+
+/// A foreign key waits for the keys of the tables it joins.
+struct FkWait {
+    obj: Obj,
+    tables: Vec<usize>,
+    queued: AtomicBool,
 }
 
 struct Queue {
@@ -192,13 +221,26 @@ impl Queue {
 }
 
 /// What the load did, per table (target name): rows copied, rows
-/// rejected; and objects created NOT VALID.
+/// rejected; objects created NOT VALID; and the tables' verification.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct LoadReport {
     pub tables: Vec<(String, u64, u64)>,
     pub not_valid: Vec<(String, String)>,
     pub rejects_file: Option<PathBuf>,
     pub seconds: f64,
+    #[serde(skip)]
+    pub checks: Vec<TableCheck>,
+}
+
+/// Everything the workers share.
+struct Shared {
+    queue: Queue,
+    states: Vec<TableState>,
+    fks: Vec<FkWait>,
+    not_valid: Mutex<Vec<(String, String)>>,
+    checks: Mutex<Vec<TableCheck>>,
+    /// Column types as Postgres reports them, read once the schema exists.
+    types: TargetTypes,
 }
 
 impl Loader {
@@ -206,13 +248,15 @@ impl Loader {
         self.run_dir.join("rejects.d")
     }
 
-    /// Load every table and build every object the journal does not list
-    /// as done.
+    /// Load every table, build every object, and verify every table, doing
+    /// what the journal does not list as done. Each table's keys and
+    /// indexes start as soon as it is loaded, a foreign key as soon as both
+    /// its tables have their keys, and a table's verification as soon as
+    /// its keys and indexes are built, all while other tables still load.
     pub async fn run(self: Arc<Self>) -> Result<LoadReport> {
         let started = Instant::now();
         let plan = self.plan.clone();
         std::fs::create_dir_all(self.rejects_dir())?;
-        // Phase 1: data, then each table's keys/indexes as soon as it is in.
         let mut items = Vec::new();
         let mut states = Vec::new();
         let admin = self.target.connect().await?;
@@ -224,20 +268,37 @@ impl Loader {
             } else {
                 chunks(t, self.jobs)
             };
+            let mut sums = Sums::new(t.columns.len());
+            let mut rejected = 0;
             if !done {
                 if self.resume {
                     target::truncate(&admin, &plan.schema, &t.target).await?;
                 }
                 self.clear_rejects(&t.source)?;
             } else {
-                task.inc(
-                    self.journal
-                        .step(&load_step(&t.target))
-                        .map(|s| s.detail["rows"].as_u64().unwrap_or(0))
-                        .unwrap_or(0),
-                );
+                let d = self
+                    .journal
+                    .step(&load_step(&t.target))
+                    .map(|s| s.detail)
+                    .unwrap_or_default();
+                task.inc(d["rows"].as_u64().unwrap_or(0));
                 task.finish("loaded before (journal)");
-                items.extend(self.pending_objects(t));
+                rejected = d["rejected"].as_u64().unwrap_or(0);
+                sums = Sums::from_json(&d["sums"]).unwrap_or_default();
+            }
+            let pending: Vec<Obj> = t
+                .objects
+                .iter()
+                .filter(|o| !self.journal.is_done(&o.step()))
+                .cloned()
+                .collect();
+            if done {
+                if pending.is_empty() {
+                    items.push((u64::MAX, Work::Verify(ti)));
+                }
+                for o in &pending {
+                    items.push((u64::MAX, Work::Object(Some(ti), o.clone())));
+                }
             }
             for (i, r) in ch.iter().enumerate() {
                 items.push((
@@ -251,41 +312,65 @@ impl Loader {
             }
             states.push(TableState {
                 remaining: AtomicUsize::new(ch.len()),
-                rows: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
+                objects_left: AtomicUsize::new(if done { pending.len() } else { t.objects.len() }),
+                rejected: AtomicU64::new(rejected),
+                sums: Mutex::new(sums),
                 started: Mutex::new(None),
                 task,
             });
         }
+        let types = verify::target_types(&admin, &plan.schema).await?;
         drop(admin);
-        // biggest first (objects of loaded tables count as large: start them early)
-        items.sort_by_key(|(w, item)| match item {
-            Work::Object(_) => u64::MAX,
-            _ => *w,
-        });
-        items.reverse();
-        let queue = Arc::new(Queue {
-            items: Mutex::new((VecDeque::new(), 0)),
-            notify: Notify::new(),
-            failed: AtomicBool::new(false),
-            error: Mutex::new(None),
+        let fks: Vec<FkWait> = plan
+            .foreign_keys
+            .iter()
+            .filter(|o| !self.journal.is_done(&o.step()))
+            .map(|o| {
+                let tables: Vec<usize> = plan
+                    .tables
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| {
+                        t.target == o.table || o.references.as_deref() == Some(t.target.as_str())
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                FkWait {
+                    obj: o.clone(),
+                    tables,
+                    queued: AtomicBool::new(false),
+                }
+            })
+            .collect();
+        // biggest chunks first; work on loaded tables before any
+        items.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
+        let shared = Arc::new(Shared {
+            queue: Queue {
+                items: Mutex::new((VecDeque::new(), 0)),
+                notify: Notify::new(),
+                failed: AtomicBool::new(false),
+                error: Mutex::new(None),
+            },
+            states,
+            fks,
+            not_valid: Mutex::new(Vec::new()),
+            checks: Mutex::new(Vec::new()),
+            types,
         });
         {
-            let mut g = queue.items.lock().unwrap_or_else(|e| e.into_inner());
+            let mut g = shared.queue.items.lock().unwrap_or_else(|e| e.into_inner());
             g.1 = items.len();
             g.0 = items.into_iter().map(|(_, w)| w).collect();
         }
-        let states = Arc::new(states);
-        let not_valid = Arc::new(Mutex::new(Vec::new()));
+        // foreign keys whose tables are ready already (a resumed run)
+        self.release_fks(&shared);
         let mut workers = Vec::new();
         for _ in 0..self.jobs.max(1) {
             let me = self.clone();
-            let queue = queue.clone();
-            let states = states.clone();
-            let not_valid = not_valid.clone();
+            let shared = shared.clone();
             workers.push(tokio::spawn(async move {
-                if let Err(e) = me.worker(&queue, &states, &not_valid).await {
-                    queue.fail(e);
+                if let Err(e) = me.worker(&shared).await {
+                    shared.queue.fail(e);
                 }
             }));
         }
@@ -293,21 +378,24 @@ impl Loader {
             w.await
                 .map_err(|e| anyhow!("a load worker panicked: {e}"))?;
         }
-        if let Some(e) = queue.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            for s in states.iter() {
+        if let Some(e) = shared
+            .queue
+            .error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            for s in shared.states.iter() {
                 s.task.abandon();
             }
             return Err(e);
         }
-        // Phase 2: foreign keys (parents have their keys now), in parallel.
-        self.objects_parallel(&plan.foreign_keys, &not_valid)
-            .await?;
-        // Phase 3: views, in order (a view may use one defined before it).
+        // Views, in order (a view may use one defined before it).
         let client = self.target.connect().await?;
         for v in &plan.views {
-            self.object(&client, v, &not_valid).await?;
+            self.object(&client, v, &shared).await?;
         }
-        // Phase 4: planner statistics, cheap and what applications expect.
+        // Planner statistics, cheap and what applications expect.
         let analyze: Vec<String> = plan
             .tables
             .iter()
@@ -333,11 +421,18 @@ impl Loader {
         .await?;
         let rejects_file = self.merge_rejects()?;
         let mut report = LoadReport {
-            not_valid: not_valid.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            not_valid: shared
+                .not_valid
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             rejects_file,
             seconds: started.elapsed().as_secs_f64(),
+            checks: std::mem::take(&mut *shared.checks.lock().unwrap_or_else(|e| e.into_inner())),
             ..Default::default()
         };
+        let pos = |name: &str| plan.tables.iter().position(|t| t.source == name);
+        report.checks.sort_by_key(|c| pos(&c.table));
         for t in &plan.tables {
             let d = self
                 .journal
@@ -353,49 +448,117 @@ impl Loader {
         Ok(report)
     }
 
-    fn pending_objects(&self, t: &TablePlan) -> Vec<(u64, Work)> {
-        t.objects
-            .iter()
-            .filter(|o| !self.journal.is_done(&o.step()))
-            .map(|o| (u64::MAX, Work::Object(o.clone())))
-            .collect()
-    }
-
-    async fn worker(
-        &self,
-        queue: &Queue,
-        states: &[TableState],
-        not_valid: &Mutex<Vec<(String, String)>>,
-    ) -> Result<()> {
+    async fn worker(&self, shared: &Shared) -> Result<()> {
         let client = self.target.connect().await?;
         target::tune_session(&client, &self.maintenance_work_mem).await?;
-        while let Some(w) = queue.next().await {
+        while let Some(w) = shared.queue.next().await {
             let res = match w {
                 Work::Chunk {
                     table,
                     index,
                     range,
-                } => {
-                    self.chunk(&client, queue, states, table, index, range)
-                        .await
-                }
-                Work::Object(o) => self.object(&client, &o, not_valid).await,
+                } => self.chunk(&client, shared, table, index, range).await,
+                Work::Object(table, o) => self.table_object(&client, shared, table, &o).await,
+                Work::Verify(table) => self.verify_table(shared, table).await,
             };
             if let Err(e) = res {
-                queue.fail(e);
-                queue.finished_one();
+                shared.queue.fail(e);
+                shared.queue.finished_one();
                 return Ok(());
             }
-            queue.finished_one();
+            shared.queue.finished_one();
         }
         Ok(())
+    }
+
+    /// Build an object; when it was a table's last, queue what waited for it.
+    async fn table_object(
+        &self,
+        client: &tokio_postgres::Client,
+        shared: &Shared,
+        table: Option<usize>,
+        o: &Obj,
+    ) -> Result<()> {
+        self.object(client, o, shared).await?;
+        if let Some(ti) = table {
+            if shared.states[ti]
+                .objects_left
+                .fetch_sub(1, Ordering::AcqRel)
+                == 1
+            {
+                self.table_ready(shared, ti);
+            }
+        }
+        Ok(())
+    }
+
+    /// A table has its data, keys and indexes: verify it, and start the
+    /// foreign keys that were waiting for it.
+    fn table_ready(&self, shared: &Shared, ti: usize) {
+        if self.verify != VerifyMode::None {
+            shared.queue.push_front(Work::Verify(ti));
+        }
+        self.release_fks(shared);
+    }
+
+    fn release_fks(&self, shared: &Shared) {
+        for fk in &shared.fks {
+            let ready = fk.tables.iter().all(|&t| {
+                shared.states[t].remaining.load(Ordering::Acquire) == 0
+                    && shared.states[t].objects_left.load(Ordering::Acquire) == 0
+            });
+            if ready && !fk.queued.swap(true, Ordering::AcqRel) {
+                shared.queue.push_front(Work::Object(None, fk.obj.clone()));
+            }
+        }
+    }
+
+    async fn verify_table(&self, shared: &Shared, ti: usize) -> Result<()> {
+        let t = &self.plan.tables[ti];
+        let st = &shared.states[ti];
+        let rejected = st.rejected.load(Ordering::Relaxed);
+        let expected = match self.verify {
+            VerifyMode::Full => Expected::Reread {
+                source: self.source.clone(),
+                rejected: Some(self.chunk_rejects(&t.source)?),
+            },
+            _ => Expected::Loaded {
+                sums: st.sums.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                source_rows: t.rows,
+                rejected,
+            },
+        };
+        let check =
+            verify::check_table(&self.target, t, shared.types.get(&t.target), expected).await?;
+        shared
+            .checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(check);
+        Ok(())
+    }
+
+    /// Rejected rows of a table from its per-chunk files (before they are merged).
+    fn chunk_rejects(&self, table: &str) -> Result<std::collections::HashSet<String>> {
+        let mut all = std::collections::HashSet::new();
+        let prefix = format!("{}.", file_safe(table));
+        if let Ok(rd) = std::fs::read_dir(self.rejects_dir()) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    if let Some(set) = super::verify::read_rejects(&e.path())?.remove(table) {
+                        all.extend(set);
+                    }
+                }
+            }
+        }
+        Ok(all)
     }
 
     async fn object(
         &self,
         client: &tokio_postgres::Client,
         o: &Obj,
-        not_valid: &Mutex<Vec<(String, String)>>,
+        shared: &Shared,
     ) -> Result<()> {
         if self.journal.is_done(&o.step()) {
             return Ok(());
@@ -413,7 +576,8 @@ impl Loader {
                     "{} {who} added NOT VALID: existing rows violate it: {why}",
                     o.kind.label()
                 );
-                not_valid
+                shared
+                    .not_valid
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((who, why.clone()));
@@ -431,42 +595,17 @@ impl Loader {
         self.journal.done(&o.step(), t0.elapsed(), detail)
     }
 
-    async fn objects_parallel(
-        &self,
-        objs: &[Obj],
-        not_valid: &Mutex<Vec<(String, String)>>,
-    ) -> Result<()> {
-        let pending: Vec<&Obj> = objs
-            .iter()
-            .filter(|o| !self.journal.is_done(&o.step()))
-            .collect();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let per = pending.len().div_ceil(self.jobs.max(1));
-        futures::future::try_join_all(pending.chunks(per).map(|part| async move {
-            let c = self.target.connect().await?;
-            target::tune_session(&c, &self.maintenance_work_mem).await?;
-            for o in part {
-                self.object(&c, o, not_valid).await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        }))
-        .await?;
-        Ok(())
-    }
-
     async fn chunk(
         &self,
         client: &tokio_postgres::Client,
-        queue: &Queue,
-        states: &[TableState],
+        shared: &Shared,
         ti: usize,
         index: usize,
         range: Option<(i64, i64)>,
     ) -> Result<()> {
+        let queue = &shared.queue;
         let t = &self.plan.tables[ti];
-        let st = &states[ti];
+        let st = &shared.states[ti];
         st.started
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -478,7 +617,8 @@ impl Loader {
             cols.join(", ")
         );
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(DEPTH);
-        let reader = {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
             let source = self.source.clone();
             let plan = self.plan.clone();
             let task = st.task.clone();
@@ -486,9 +626,8 @@ impl Loader {
             let rejects = self
                 .rejects_dir()
                 .join(format!("{}.{index}.jsonl", file_safe(&t.source)));
-            let failed = Arc::new(AtomicBool::new(false));
-            let failed2 = failed.clone();
-            let handle = tokio::task::spawn_blocking(move || {
+            let stop = stop.clone();
+            tokio::task::spawn_blocking(move || {
                 read_chunk(
                     &source,
                     &plan.tables[ti],
@@ -497,12 +636,10 @@ impl Loader {
                     on_error,
                     &rejects,
                     &task,
-                    &failed2,
+                    &stop,
                 )
-            });
-            (handle, failed)
+            })
         };
-        let (handle, stop) = reader;
         let sink = client
             .copy_in::<_, Bytes>(copy_sql.as_str())
             .await
@@ -534,10 +671,14 @@ impl Loader {
             .finish()
             .await
             .map_err(|e| anyhow!("COPY into {} failed: {}", t.target, target::pg_error(&e)))?;
-        st.rows.fetch_add(res.rows, Ordering::Relaxed);
         st.rejected.fetch_add(res.rejected, Ordering::Relaxed);
+        st.sums
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(&res.sums);
         if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let rows = st.rows.load(Ordering::Relaxed);
+            let sums = st.sums.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let rows = sums.rows;
             let rejected = st.rejected.load(Ordering::Relaxed);
             let elapsed = st
                 .started
@@ -548,7 +689,7 @@ impl Loader {
             self.journal.done(
                 &load_step(&t.target),
                 elapsed,
-                serde_json::json!({"rows": rows, "rejected": rejected}),
+                serde_json::json!({"rows": rows, "rejected": rejected, "sums": sums.to_json()}),
             )?;
             let secs = elapsed.as_secs_f64().max(1e-3);
             st.task.finish(&format!(
@@ -561,8 +702,11 @@ impl Loader {
                     String::new()
                 }
             ));
-            for (_, w) in self.pending_objects(t) {
-                queue.push_front(w);
+            if t.objects.is_empty() {
+                self.table_ready(shared, ti);
+            }
+            for o in t.objects.iter().rev() {
+                queue.push_front(Work::Object(Some(ti), o.clone()));
             }
         }
         Ok(())
@@ -675,7 +819,11 @@ fn read_chunk(
     let ncols = t.columns.len();
     let mut buf = BytesMut::with_capacity(BATCH + BATCH / 4);
     copy::header(&mut buf);
-    let mut res = ChunkResult::default();
+    let mut res = ChunkResult {
+        sums: Sums::new(ncols),
+        ..Default::default()
+    };
+    let mut hash = RowHasher::new(ncols);
     let mut counted = 0u64;
     let mut rejects: Option<std::io::BufWriter<std::fs::File>> = None;
     let send = |buf: &mut BytesMut| -> Result<()> {
@@ -689,7 +837,10 @@ fn read_chunk(
         for (i, c) in t.columns.iter().enumerate() {
             let v = row.get_ref(nk + i)?;
             match convert(v, &c.ty, c.lenient) {
-                Ok(val) => copy::field(&mut buf, &val, &c.ty),
+                Ok(val) => {
+                    copy::field(&mut buf, &val, &c.ty);
+                    hash.value(&val);
+                }
                 Err(problem) => {
                     bad = Some((i, problem));
                     break;
@@ -698,6 +849,7 @@ fn read_chunk(
         }
         if let Some((i, problem)) = bad {
             buf.truncate(mark);
+            hash.reset();
             let key = RowKey::read(row, &t.key)?;
             let column = &t.columns[i].source;
             match on_error {
@@ -733,10 +885,10 @@ fn read_chunk(
                 }
             }
         }
-        res.rows += 1;
+        hash.add_to(&mut res.sums);
         if buf.len() >= BATCH {
-            task.inc(res.rows - counted);
-            counted = res.rows;
+            task.inc(res.sums.rows - counted);
+            counted = res.sums.rows;
             if stop.load(Ordering::Relaxed) {
                 bail!("stopped");
             }
@@ -744,7 +896,7 @@ fn read_chunk(
         }
     }
     copy::trailer(&mut buf);
-    task.inc(res.rows - counted);
+    task.inc(res.sums.rows - counted);
     send(&mut buf)?;
     if let Some(mut w) = rejects {
         w.flush()?;

@@ -34,7 +34,7 @@ pub mod verify;
 
 use crate::migrate::{confirm, redact_url, run_dir, Journal, Progress, RunStatus};
 use anyhow::{anyhow, bail, Context, Result};
-use load::{load_step, Loader, OnError};
+use load::{load_step, Loader, OnError, VerifyMode};
 use plan::{Cast, MisfitGroup, Plan, PlanOptions, TableFacts};
 use scan::ScanKind;
 use serde::Serialize;
@@ -45,6 +45,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use target::{IfExists, Target};
 use types::{PgType, TimestampType};
+use verify::TargetTypes;
 
 /// The journal's `kind`.
 pub const KIND: &str = "sqlite-to-postgres";
@@ -55,15 +56,16 @@ pub const SCAN_ALL_VALUES: u64 = 2_000_000;
 /// How much of the data to scan before writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum ScanMode {
-    /// Every value of tables up to 2 million values; in bigger tables, the
-    /// columns whose type constrains values (boolean, dates, numeric(p,s),
-    /// varchar(n), json) and columns without a usable declared type.
+    /// Every value of tables up to 2 million values; in bigger tables the
+    /// columns without a usable declared type (their type depends on the
+    /// values) and those given a --cast. The rest of a big table is checked
+    /// as it is loaded.
     #[default]
     Auto,
     /// Every value of every column.
     Full,
-    /// Only typeless columns and types that constrain values, whatever the
-    /// table size (fastest preflight; the rest is checked while loading).
+    /// Typeless columns, --casts and types that constrain values (boolean,
+    /// dates, numeric(p,s), varchar(n), json), whatever the table size.
     Constrained,
 }
 
@@ -117,7 +119,7 @@ pub struct Options {
     pub timestamp_type: TimestampType,
     pub scan: ScanMode,
     pub integrity: Integrity,
-    pub verify: bool,
+    pub verify: VerifyMode,
     pub maintenance_work_mem: String,
 }
 
@@ -186,10 +188,6 @@ fn fingerprint(
         "schema": target.schema,
     }))
 }
-
-/// Column types read from the target: table -> [(column, type)]
-/// (`None` for a type datatier does not write).
-type TargetTypes = BTreeMap<String, Vec<(String, Option<PgType>)>>;
 
 /// What shapes the plan besides the endpoints.
 struct PlanInputs<'a> {
@@ -263,9 +261,13 @@ async fn read_and_plan(
                                 ..
                             }
                     ) || d.lenient;
-                    let small = scan_mode == ScanMode::Auto
-                        && facts[&t.name].rows * t.columns.len() as u64 <= SCAN_ALL_VALUES;
-                    if constrained || small || scan_mode == ScanMode::Full {
+                    let small = facts[&t.name].rows * t.columns.len() as u64 <= SCAN_ALL_VALUES;
+                    let wanted = match scan_mode {
+                        ScanMode::Full => true,
+                        ScanMode::Auto => small || d.lenient,
+                        ScanMode::Constrained => constrained,
+                    };
+                    if wanted {
                         cols.push((i, ScanKind::Check(ty.clone(), d.lenient)));
                     }
                 }
@@ -790,27 +792,39 @@ async fn execute(
         rejects: rejects_path.to_path_buf(),
         maintenance_work_mem: o.maintenance_work_mem.clone(),
         resume: resuming,
+        verify: o.verify,
     });
-    let load = loader.run().await?;
-    progress.println(&format!("data, keys and indexes in {:.1}s", load.seconds));
-    if !o.verify {
+    let mut load = loader.run().await?;
+    progress.println(&format!(
+        "data, keys, indexes{} in {:.1}s",
+        if o.verify == VerifyMode::None {
+            ""
+        } else {
+            " and table checksums"
+        },
+        load.seconds
+    ));
+    if o.verify == VerifyMode::None {
         return Ok((load, None));
     }
-    let rejected = verify::read_rejects(rejects_path)?;
-    let report = verify::verify(
-        Path::new(&plan.source),
-        target,
-        plan,
-        &rejected,
-        o.ends.jobs,
-    )
-    .await?;
+    let started = Instant::now();
+    let objects = verify::check_objects(client, plan).await?;
+    let mut report =
+        verify::VerifyReport::new(plan, std::mem::take(&mut load.checks), objects, started);
+    report.seconds = load.seconds;
     journal.done(
         "verify",
         std::time::Duration::from_secs_f64(report.seconds),
         serde_json::json!({"ok": report.ok}),
     )?;
-    progress.println(&format!("verified in {:.1}s", report.seconds));
+    progress.println(&format!(
+        "verified: {}",
+        if report.ok {
+            "everything matches"
+        } else {
+            "DIFFERENCES (listed below)"
+        }
+    ));
     Ok((load, Some(report)))
 }
 

@@ -88,6 +88,9 @@ pub struct Obj {
     pub sql: String,
     /// What it is, for the plan ("(order_id, product_id)", "ON DELETE CASCADE" ...).
     pub what: String,
+    /// The referenced table of a foreign key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<String>,
 }
 
 impl Obj {
@@ -550,6 +553,7 @@ pub fn build(
                     from.join(", "),
                     to.join(", ")
                 ),
+                references: Some(parent_t.clone()),
             });
         }
     }
@@ -597,6 +601,7 @@ pub fn build(
                         qualified(&opts.schema, &target)
                     ),
                     what: "translated".into(),
+                    references: None,
                 });
             }
             Err(why) => plan.not_migrated.push(NotMigrated {
@@ -703,6 +708,7 @@ fn build_table(
                 sql::ident_list(&cols)
             ),
             what: format!("({})", cols.join(", ")),
+            references: None,
         });
     }
     for u in &t.uniques {
@@ -718,6 +724,7 @@ fn build_table(
                 sql::ident_list(&cols)
             ),
             what: format!("({})", cols.join(", ")),
+            references: None,
         });
     }
     for ch in &t.checks {
@@ -739,6 +746,7 @@ fn build_table(
                         quote_ident(&name)
                     ),
                     what: format!("({expr})"),
+                    references: None,
                 });
             }
             Err(why) => plan.not_migrated.push(NotMigrated {
@@ -763,6 +771,7 @@ fn build_table(
                         quote_ident(&name)
                     ),
                     what: format!("{}({items}){w}", if unique { "unique " } else { "" }),
+                    references: None,
                 });
             }
             Err(why) => plan.not_migrated.push(NotMigrated {
@@ -793,6 +802,7 @@ fn build_table(
                 id.next
             ),
             what: format!("next value {}", id.next),
+            references: None,
         });
     }
     Ok(TablePlan {

@@ -28,7 +28,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -103,22 +103,120 @@ pub struct VerifyReport {
     pub seconds: f64,
 }
 
-/// Counts and order-independent sums of row (and column) hashes, one side.
-#[derive(Default)]
-struct Sums {
-    rows: u64,
-    skipped: u64,
-    sum: u128,
-    cols: Vec<u128>,
-    first_misfit: Option<String>,
+/// Counts and order-independent sums of row and column hashes, one side.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sums {
+    pub rows: u64,
+    pub skipped: u64,
+    pub sum: u128,
+    /// One sum per column, to name the columns that differ.
+    pub cols: Vec<u128>,
+    pub first_misfit: Option<String>,
 }
 
 impl Sums {
-    fn new(per_column: usize) -> Sums {
+    pub fn new(columns: usize) -> Sums {
         Sums {
-            cols: vec![0; per_column],
+            cols: vec![0; columns],
             ..Default::default()
         }
+    }
+
+    /// Add another part of the same table (a chunk).
+    pub fn merge(&mut self, o: &Sums) {
+        self.rows += o.rows;
+        self.skipped += o.skipped;
+        self.sum = self.sum.wrapping_add(o.sum);
+        if self.cols.len() < o.cols.len() {
+            self.cols.resize(o.cols.len(), 0);
+        }
+        for (a, b) in self.cols.iter_mut().zip(&o.cols) {
+            *a = a.wrapping_add(*b);
+        }
+        if self.first_misfit.is_none() {
+            self.first_misfit = o.first_misfit.clone();
+        }
+    }
+
+    /// For the journal: {"rows", "sum", "cols"} with sums in hex.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rows": self.rows,
+            "sum": format!("{:032x}", self.sum),
+            "cols": self.cols.iter().map(|c| format!("{c:032x}")).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Option<Sums> {
+        let hex = |x: &serde_json::Value| u128::from_str_radix(x.as_str()?, 16).ok();
+        Some(Sums {
+            rows: v["rows"].as_u64()?,
+            sum: hex(&v["sum"])?,
+            cols: v["cols"]
+                .as_array()?
+                .iter()
+                .map(hex)
+                .collect::<Option<_>>()?,
+            ..Default::default()
+        })
+    }
+}
+
+/// Hashes one row: a hash per column (each value hashed once), chained
+/// in column order into the row's hash; added to [`Sums`] only when the
+/// whole row made it (a rejected row adds nothing).
+pub struct RowHasher {
+    row: u64,
+    cols: Vec<u64>,
+}
+
+impl RowHasher {
+    pub fn new(columns: usize) -> RowHasher {
+        RowHasher {
+            row: K0,
+            cols: Vec::with_capacity(columns),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, col: u64) {
+        self.row = mix(self.row ^ col, K0);
+        self.cols.push(col);
+    }
+
+    #[inline]
+    pub fn value(&mut self, v: &Val<'_>) {
+        let mut c = hasher();
+        feed(&mut c, v);
+        self.push(c.finish());
+    }
+
+    /// A text value given as bytes: hashed exactly as `Val::Text`.
+    #[inline]
+    pub fn text_bytes(&mut self, b: &[u8]) {
+        let mut c = hasher();
+        c.write_u8(5);
+        c.write_usize(b.len());
+        c.write(b);
+        self.push(c.finish());
+    }
+
+    /// Start the next row (dropping a partial one).
+    #[inline]
+    pub fn reset(&mut self) {
+        self.row = K0;
+        self.cols.clear();
+    }
+
+    /// The row is complete: add it.
+    #[inline]
+    pub fn add_to(&mut self, s: &mut Sums) {
+        s.sum = s.sum.wrapping_add(mix(self.row ^ K1, K0 ^ K1) as u128);
+        for (a, c) in s.cols.iter_mut().zip(&self.cols) {
+            *a = a.wrapping_add(*c as u128);
+        }
+        s.rows += 1;
+        self.reset();
     }
 }
 
@@ -169,37 +267,78 @@ fn feed(h: &mut impl Hasher, v: &Val<'_>) {
     }
 }
 
-/// The hasher of rows and columns. Both sides are hashed in this process,
-/// so any fixed-key hash will do; SipHash is fast and well distributed.
-fn hasher() -> impl Hasher {
-    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .build_hasher()
+/// The hasher of rows and columns: both sides are hashed in this process,
+/// so it only needs to be fixed, fast and well mixed (not cryptographic).
+/// Eight bytes at a time through a folded 64x64->128-bit multiply (the
+/// wyhash mixer); SipHash cost several times more per row here.
+#[derive(Clone, Copy)]
+struct Fold {
+    h: u64,
 }
 
-impl Sums {
-    fn add_row<'a>(&mut self, vals: impl Iterator<Item = Val<'a>>, per_column: bool) {
-        let mut h = hasher();
-        for (i, v) in vals.enumerate() {
-            feed(&mut h, &v);
-            if per_column {
-                let mut c = hasher();
-                feed(&mut c, &v);
-                self.cols[i] = self.cols[i].wrapping_add(c.finish() as u128);
-            }
+const K0: u64 = 0xa076_1d64_78bd_642f;
+const K1: u64 = 0xe703_7ed1_a0b4_28db;
+
+#[inline]
+fn mix(a: u64, b: u64) -> u64 {
+    let r = (a as u128).wrapping_mul(b as u128);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+impl Hasher for Fold {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.h = mix(self.h ^ w, K0);
         }
-        self.sum = self.sum.wrapping_add(h.finish() as u128);
-        self.rows += 1;
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut tail = [0u8; 8];
+            tail[..rest.len()].copy_from_slice(rest);
+            self.h = mix(
+                self.h ^ u64::from_le_bytes(tail) ^ ((rest.len() as u64) << 56),
+                K1,
+            );
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.h = mix(self.h ^ n as u64, K1);
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.h = mix(self.h ^ n, K0);
+    }
+    #[inline]
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64)
+    }
+    #[inline]
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(n as u32 as u64)
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64)
+    }
+    fn finish(&self) -> u64 {
+        mix(self.h ^ K1, K0 ^ K1)
     }
 }
 
-/// The source side of one table: every row not rejected, each value read
-/// as the target's column type holds it.
+fn hasher() -> Fold {
+    Fold { h: K0 }
+}
+
+/// The source side of one table, read again: every row not rejected, each
+/// value read as the target's column type holds it.
 fn source_sums(
     source: &Path,
     t: &TablePlan,
     types: &[Option<PgType>],
     rejected: Option<&HashSet<String>>,
-    per_column: bool,
 ) -> Result<Sums> {
     let conn = super::source::open(source)?;
     let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.source)).collect();
@@ -212,9 +351,9 @@ fn source_sums(
     let mut st = conn.prepare(&q)?;
     let mut rows = st.query([])?;
     let nk = t.key.len().max(1);
-    let mut s = Sums::new(if per_column { t.columns.len() } else { 0 });
+    let mut s = Sums::new(t.columns.len());
+    let mut h = RowHasher::new(t.columns.len());
     while let Some(row) = rows.next()? {
-        let mut vals: Vec<Val<'_>> = Vec::with_capacity(types.len());
         if let Some(rej) = rejected {
             if !rej.is_empty() && rej.contains(&RowKey::read(row, &t.key)?.id()) {
                 s.skipped += 1;
@@ -226,7 +365,7 @@ fn source_sums(
             // a type datatier does not write is compared as text
             let ty = ty.as_ref().unwrap_or(&PgType::Text);
             match convert(v, ty, true) {
-                Ok(val) => vals.push(val),
+                Ok(val) => h.value(&val),
                 Err(e) => {
                     if s.first_misfit.is_none() {
                         s.first_misfit = Some(format!(
@@ -236,11 +375,11 @@ fn source_sums(
                         ));
                     }
                     // a value no target row can have
-                    vals.push(Val::Text(std::borrow::Cow::Borrowed("\u{0}misfit")));
+                    h.value(&Val::Text(std::borrow::Cow::Borrowed("\u{0}misfit")));
                 }
             }
         }
-        s.add_row(vals.into_iter(), per_column);
+        h.add_to(&mut s);
     }
     Ok(s)
 }
@@ -340,7 +479,10 @@ fn decode<'a>(b: &'a [u8], ty: Option<&PgType>) -> Result<Val<'a>> {
             Val::Timestamp(i64::from_be_bytes(b.try_into()?) + pg_epoch_days * 86_400_000_000)
         }
         // text, varchar, json, and other types selected as ::text
-        _ => Val::Text(String::from_utf8_lossy(b)),
+        _ => match std::str::from_utf8(b) {
+            Ok(t) => Val::Text(std::borrow::Cow::Borrowed(t)),
+            Err(_) => Val::Text(String::from_utf8_lossy(b)),
+        },
     })
 }
 
@@ -352,7 +494,6 @@ fn parse_tuples(
     header_seen: &mut bool,
     types: &[Option<PgType>],
     s: &mut Sums,
-    per_column: bool,
 ) -> Result<usize> {
     let mut at = 0;
     if !*header_seen {
@@ -369,7 +510,8 @@ fn parse_tuples(
         at = 19 + ext;
         *header_seen = true;
     }
-    let mut vals: Vec<Val<'_>> = Vec::with_capacity(types.len());
+    let mut h = RowHasher::new(types.len());
+    let mut fields: Vec<Option<&[u8]>> = Vec::with_capacity(types.len());
     loop {
         if buf.len() < at + 2 {
             return Ok(at);
@@ -383,7 +525,7 @@ fn parse_tuples(
         }
         // find the end of the tuple before decoding anything
         let mut p = at + 2;
-        let mut fields = Vec::with_capacity(types.len());
+        fields.clear();
         for _ in 0..nf {
             if buf.len() < p + 4 {
                 return Ok(at);
@@ -401,25 +543,26 @@ fn parse_tuples(
                 p += len;
             }
         }
-        vals.clear();
-        for (f, ty) in fields.into_iter().zip(types) {
-            vals.push(match f {
-                None => Val::Null,
-                Some(b) => decode(b, ty.as_ref())?,
-            });
+        for (f, ty) in fields.iter().zip(types) {
+            match (f, ty) {
+                (None, _) => h.value(&Val::Null),
+                // text as Postgres stores it is valid UTF-8: hash the bytes
+                (Some(b), None | Some(PgType::Text | PgType::Varchar(_) | PgType::Json)) => {
+                    h.text_bytes(b)
+                }
+                (Some(b), Some(ty)) => h.value(&decode(b, Some(ty))?),
+            }
         }
-        s.add_row(vals.drain(..), per_column);
+        h.add_to(s);
         at = p;
     }
 }
 
+/// Bytes handed from the COPY stream to the decoder at a time.
+const BATCH: usize = 512 * 1024;
+
 /// The target side: the table read back with binary COPY and decoded.
-async fn target_sums(
-    target: &Target,
-    t: &TablePlan,
-    types: &[Option<PgType>],
-    per_column: bool,
-) -> Result<Sums> {
+async fn target_sums(target: &Target, t: &TablePlan, types: &[Option<PgType>]) -> Result<Sums> {
     let client = target.connect().await?;
     let cols: Vec<String> = t
         .columns
@@ -445,18 +588,18 @@ async fn target_sums(
         .map_err(|e| anyhow!("reading {} back: {}", t.target, pg_error(&e)))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let types2 = types.to_vec();
-    let n = if per_column { t.columns.len() } else { 0 };
+    let n = t.columns.len();
     let decoder = tokio::task::spawn_blocking(move || -> Result<Sums> {
         let mut s = Sums::new(n);
         let mut pending = bytes::BytesMut::new();
         let mut header = false;
         while let Some(chunk) = rx.blocking_recv() {
             if pending.is_empty() {
-                let used = parse_tuples(&chunk, &mut header, &types2, &mut s, per_column)?;
+                let used = parse_tuples(&chunk, &mut header, &types2, &mut s)?;
                 pending.extend_from_slice(&chunk[used..]);
             } else {
                 pending.extend_from_slice(&chunk);
-                let used = parse_tuples(&pending, &mut header, &types2, &mut s, per_column)?;
+                let used = parse_tuples(&pending, &mut header, &types2, &mut s)?;
                 let _ = pending.split_to(used);
             }
         }
@@ -467,14 +610,22 @@ async fn target_sums(
     });
     futures::pin_mut!(stream);
     let mut err = None;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => {
-                if tx.send(c).await.is_err() {
-                    break; // the decoder failed; its error is reported below
-                }
-            }
-            Err(e) => {
+    // Postgres sends one message per row: hand them over in big batches,
+    // not one channel send (and wake-up) per row.
+    let mut batch = bytes::BytesMut::with_capacity(BATCH);
+    loop {
+        let next = stream.next().await;
+        let flush = match &next {
+            Some(Ok(_)) => batch.len() >= BATCH,
+            _ => !batch.is_empty(),
+        };
+        if flush && tx.send(batch.split().freeze()).await.is_err() {
+            break; // the decoder failed; its error is reported below
+        }
+        match next {
+            None => break,
+            Some(Ok(c)) => batch.extend_from_slice(&c),
+            Some(Err(e)) => {
                 err = Some(anyhow!("reading {} back: {}", t.target, pg_error(&e)));
                 break;
             }
@@ -490,12 +641,12 @@ async fn target_sums(
     s.map_err(|e| anyhow!("reading {} back: {e}", t.target))
 }
 
-/// Column types of the target tables: table -> column -> parsed type
+/// Column types read from the target: table -> [(column, type)]
 /// (`None` for a type datatier does not write).
-async fn target_types(
-    client: &tokio_postgres::Client,
-    schema: &str,
-) -> Result<BTreeMap<String, Vec<(String, Option<PgType>)>>> {
+pub type TargetTypes = BTreeMap<String, Vec<(String, Option<PgType>)>>;
+
+/// Column types of the target tables.
+pub async fn target_types(client: &tokio_postgres::Client, schema: &str) -> Result<TargetTypes> {
     let cols = super::target::table_columns(client, schema).await?;
     Ok(cols
         .into_iter()
@@ -513,13 +664,30 @@ async fn target_types(
         .collect())
 }
 
-/// Verify one table: counts and checksums; on a difference, which columns.
-async fn check_table(
-    source: PathBuf,
-    target: Target,
-    t: TablePlan,
-    have: Option<Vec<(String, Option<PgType>)>>,
-    rejected: Option<HashSet<String>>,
+/// What the source side of a table is.
+#[derive(Debug, Clone)]
+pub enum Expected {
+    /// Hashed while the loader read it (`--verify fast`), with the row count
+    /// SQLite gave at preflight and the rows rejected, to catch a load that
+    /// read too few or too many rows.
+    Loaded {
+        sums: Sums,
+        source_rows: u64,
+        rejected: u64,
+    },
+    /// Read again, independently of the load.
+    Reread {
+        source: PathBuf,
+        rejected: Option<HashSet<String>>,
+    },
+}
+
+/// Verify one table: row counts and checksums, and which columns differ.
+pub async fn check_table(
+    target: &Target,
+    t: &TablePlan,
+    have: Option<&Vec<(String, Option<PgType>)>>,
+    expected: Expected,
 ) -> Result<TableCheck> {
     let mut check = TableCheck {
         table: t.source.clone(),
@@ -546,42 +714,33 @@ async fn check_table(
             names.join(", "),
             want.join(", ")
         ));
-    }
-    // Read each source column as the target column of the same name holds it.
-    let types: Vec<Option<PgType>> = t
-        .columns
-        .iter()
-        .map(|c| {
-            have.iter()
-                .find(|(n, _)| *n == c.target)
-                .and_then(|(_, ty)| ty.clone())
-        })
-        .collect();
-    let missing: Vec<&str> = t
-        .columns
-        .iter()
-        .filter(|c| !have.iter().any(|(n, _)| *n == c.target))
-        .map(|c| c.target.as_str())
-        .collect();
-    if !missing.is_empty() {
         return Ok(check);
     }
-    let run = |per_column: bool| {
-        let (source, t2, types2, rej) =
-            (source.clone(), t.clone(), types.clone(), rejected.clone());
-        let src = tokio::task::spawn_blocking(move || {
-            source_sums(&source, &t2, &types2, rej.as_ref(), per_column)
-        });
-        let (target, t3, types3) = (target.clone(), t.clone(), types.clone());
-        async move {
-            let (src, dst) = tokio::join!(src, target_sums(&target, &t3, &types3, per_column));
+    // Read each source value as the target column holds it.
+    let types: Vec<Option<PgType>> = have.iter().map(|(_, ty)| ty.clone()).collect();
+    let dst = target_sums(target, t, &types);
+    let (src, dst, source_rows) = match expected {
+        Expected::Loaded {
+            sums,
+            source_rows,
+            rejected,
+        } => {
+            check.rejected = rejected;
+            (sums, dst.await?, source_rows)
+        }
+        Expected::Reread { source, rejected } => {
+            let (t2, types2) = (t.clone(), types.clone());
+            let src = tokio::task::spawn_blocking(move || {
+                source_sums(&source, &t2, &types2, rejected.as_ref())
+            });
+            let (src, dst) = tokio::join!(src, dst);
             let src = src.map_err(|e| anyhow!("checksum reader panicked: {e}"))??;
-            Ok::<_, anyhow::Error>((src, dst?))
+            check.rejected = src.skipped;
+            let n = src.rows + src.skipped;
+            (src, dst?, n)
         }
     };
-    let (src, dst) = run(false).await?;
-    check.source_rows = src.rows + src.skipped;
-    check.rejected = src.skipped;
+    check.source_rows = source_rows;
     check.target_rows = Some(dst.rows);
     check.source_checksum = format!("{:032x}", src.sum);
     check.target_checksum = Some(format!("{:032x}", dst.sum));
@@ -590,26 +749,29 @@ async fn check_table(
             "a source value does not fit the Postgres column: {m}"
         ));
     }
+    let rejected_note = if check.rejected > 0 {
+        format!(" ({} rejected)", check.rejected)
+    } else {
+        String::new()
+    };
+    if source_rows != src.rows + check.rejected {
+        check.problems.push(format!(
+            "SQLite counts {source_rows} rows but {} were read{rejected_note}: the source changed during the run?",
+            src.rows
+        ));
+    }
     if src.rows != dst.rows {
         check.problems.push(format!(
-            "{} rows in SQLite{}, {} in Postgres",
-            src.rows,
-            if src.skipped > 0 {
-                format!(" (after {} rejected)", src.skipped)
-            } else {
-                String::new()
-            },
-            dst.rows
+            "{} rows in SQLite{rejected_note}, {} in Postgres",
+            src.rows, dst.rows
         ));
     }
     if src.sum != dst.sum {
-        // Which columns? A second pass with one checksum per column.
-        let (src, dst) = run(true).await?;
         let differ: Vec<&str> = t
             .columns
             .iter()
             .enumerate()
-            .filter(|(i, _)| src.cols[*i] != dst.cols[*i])
+            .filter(|(i, _)| src.cols.get(*i) != dst.cols.get(*i))
             .map(|(_, c)| c.target.as_str())
             .collect();
         check.problems.push(if differ.is_empty() {
@@ -623,7 +785,10 @@ async fn check_table(
 }
 
 /// Check that every object of the plan exists on the target.
-async fn check_objects(client: &tokio_postgres::Client, plan: &Plan) -> Result<Vec<ObjectCheck>> {
+pub async fn check_objects(
+    client: &tokio_postgres::Client,
+    plan: &Plan,
+) -> Result<Vec<ObjectCheck>> {
     let schema = &plan.schema;
     let cons: HashMap<(String, String), (String, bool)> = client
         .query(
@@ -771,16 +936,14 @@ pub async fn verify(
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let checks = futures::future::join_all(order.iter().map(|t| {
         let sem = sem.clone();
-        let fut = check_table(
-            source.to_path_buf(),
-            target.clone(),
-            (*t).clone(),
-            have.get(&t.target).cloned(),
-            rejected.get(&t.source).cloned(),
-        );
+        let have = have.get(&t.target);
+        let expected = Expected::Reread {
+            source: source.to_path_buf(),
+            rejected: rejected.get(&t.source).cloned(),
+        };
         async move {
             let _permit = sem.acquire().await;
-            fut.await
+            check_table(target, t, have, expected).await
         }
     }))
     .await;
@@ -793,20 +956,30 @@ pub async fn verify(
         .collect();
     tables.sort_by_key(|c| pos.get(c.table.as_str()).copied().unwrap_or(usize::MAX));
     let objects = check_objects(&client, plan).await?;
-    let ok = tables.iter().all(|t| t.ok) && objects.iter().all(|o| o.ok);
-    Ok(VerifyReport {
-        source: plan.source.clone(),
-        target: plan.target.clone(),
-        ok,
-        tables,
-        objects,
-        not_migrated: plan
-            .not_migrated
-            .iter()
-            .map(|n| format!("{} {}: {}", n.kind, n.name, n.reason))
-            .collect(),
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(VerifyReport::new(plan, tables, objects, started))
+}
+
+impl VerifyReport {
+    pub fn new(
+        plan: &Plan,
+        tables: Vec<TableCheck>,
+        objects: Vec<ObjectCheck>,
+        started: Instant,
+    ) -> VerifyReport {
+        VerifyReport {
+            source: plan.source.clone(),
+            target: plan.target.clone(),
+            ok: tables.iter().all(|t| t.ok) && objects.iter().all(|o| o.ok),
+            tables,
+            objects,
+            not_migrated: plan
+                .not_migrated
+                .iter()
+                .map(|n| format!("{} {}: {}", n.kind, n.name, n.reason))
+                .collect(),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 impl VerifyReport {
@@ -955,6 +1128,33 @@ mod tests {
     }
 
     #[test]
+    fn the_row_hash_sees_every_byte_and_the_boundaries() {
+        let h = |vals: &[Val<'_>]| {
+            let mut f = hasher();
+            for v in vals {
+                feed(&mut f, v);
+            }
+            f.finish()
+        };
+        let t = |s: &'static str| Val::Text(s.into());
+        assert_ne!(h(&[t("ab"), t("c")]), h(&[t("a"), t("bc")]));
+        assert_ne!(h(&[t("abcdefgh1")]), h(&[t("abcdefgh2")]));
+        assert_ne!(h(&[Val::Int(1)]), h(&[Val::Float(f64::from_bits(1))]));
+        assert_ne!(h(&[Val::Null, Val::Int(0)]), h(&[Val::Int(0), Val::Null]));
+        assert_ne!(h(&[t("")]), h(&[Val::Null]));
+        assert_eq!(h(&[t("same")]), h(&[t("same")]));
+        let (mut a, mut b) = (RowHasher::new(2), RowHasher::new(2));
+        let (mut sa, mut sb) = (Sums::new(2), Sums::new(2));
+        a.value(&t("héllo"));
+        a.value(&Val::Int(3));
+        b.text_bytes("héllo".as_bytes());
+        b.value(&Val::Int(3));
+        a.add_to(&mut sa);
+        b.add_to(&mut sb);
+        assert_eq!(sa, sb);
+    }
+
+    #[test]
     fn copy_streams_parse_across_chunk_boundaries() {
         let types = vec![Some(PgType::BigInt), Some(PgType::Text)];
         let mut b = bytes::BytesMut::new();
@@ -973,22 +1173,23 @@ mod tests {
             );
         }
         copy::trailer(&mut b);
-        let mut whole = Sums::new(0);
+        let mut whole = Sums::new(2);
         let mut h = false;
         assert_eq!(
-            parse_tuples(&b, &mut h, &types, &mut whole, false).unwrap(),
+            parse_tuples(&b, &mut h, &types, &mut whole).unwrap(),
             b.len()
         );
         assert_eq!(whole.rows, 50);
         // the same bytes in 7-byte pieces give the same sums
-        let mut pieces = Sums::new(0);
+        let mut pieces = Sums::new(2);
         let (mut h, mut pending) = (false, Vec::new());
         for chunk in b.chunks(7) {
             pending.extend_from_slice(chunk);
-            let used = parse_tuples(&pending, &mut h, &types, &mut pieces, false).unwrap();
+            let used = parse_tuples(&pending, &mut h, &types, &mut pieces).unwrap();
             pending.drain(..used);
         }
         assert!(pending.is_empty());
-        assert_eq!((pieces.rows, pieces.sum), (whole.rows, whole.sum));
+        assert_eq!(pieces, whole);
+        assert_eq!(Sums::from_json(&whole.to_json()).unwrap(), whole);
     }
 }
