@@ -21,6 +21,8 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
+
 use assert_cmd::Command;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
