@@ -18,7 +18,7 @@
 //! loading it again — nothing is duplicated or lost.
 
 use super::copy;
-use super::plan::{Obj, Plan, TablePlan};
+use super::plan::{Obj, ObjKind, Plan, TablePlan};
 use super::scan::{key_select, RowKey};
 use super::sql::quote_ident;
 use super::target::{self, Outcome, Target};
@@ -144,17 +144,24 @@ enum Work {
         index: usize,
         range: Option<(i64, i64)>,
     },
-    /// A key, index, check or identity of a table, or (table None) a
-    /// foreign key.
+    /// Stage 1 of a loaded table: an index build (of an index, or the
+    /// unique index under a primary key or unique constraint).
+    Build(usize, Obj),
+    /// Stage 2 of a loaded table (a constraint on its index, a check, the
+    /// identity restart), or (table None) a foreign key.
     Object(Option<usize>, Obj),
-    /// Compare the table in Postgres with the source.
+    /// Stage 1 too: compare the table in Postgres with the source.
     Verify(usize),
 }
 
 struct TableState {
     remaining: AtomicUsize,
-    /// Objects of this table not yet built.
-    objects_left: AtomicUsize,
+    /// Work of the current stage (1: index builds and verification,
+    /// 2: constraints, checks, identity) not yet finished.
+    stage_left: AtomicUsize,
+    stage: AtomicUsize,
+    /// Data, keys and constraints all in: foreign keys may use it.
+    ready: AtomicBool,
     rejected: AtomicU64,
     sums: Mutex<Sums>,
     started: Mutex<Option<Instant>>,
@@ -259,6 +266,7 @@ impl Loader {
         std::fs::create_dir_all(self.rejects_dir())?;
         let mut items = Vec::new();
         let mut states = Vec::new();
+        let mut loaded = Vec::new();
         let admin = self.target.connect().await?;
         for (ti, t) in plan.tables.iter().enumerate() {
             let done = self.journal.is_done(&load_step(&t.target));
@@ -286,19 +294,8 @@ impl Loader {
                 rejected = d["rejected"].as_u64().unwrap_or(0);
                 sums = Sums::from_json(&d["sums"]).unwrap_or_default();
             }
-            let pending: Vec<Obj> = t
-                .objects
-                .iter()
-                .filter(|o| !self.journal.is_done(&o.step()))
-                .cloned()
-                .collect();
             if done {
-                if pending.is_empty() {
-                    items.push((u64::MAX, Work::Verify(ti)));
-                }
-                for o in &pending {
-                    items.push((u64::MAX, Work::Object(Some(ti), o.clone())));
-                }
+                loaded.push(ti);
             }
             for (i, r) in ch.iter().enumerate() {
                 items.push((
@@ -312,7 +309,9 @@ impl Loader {
             }
             states.push(TableState {
                 remaining: AtomicUsize::new(ch.len()),
-                objects_left: AtomicUsize::new(if done { pending.len() } else { t.objects.len() }),
+                stage_left: AtomicUsize::new(0),
+                stage: AtomicUsize::new(0),
+                ready: AtomicBool::new(false),
                 rejected: AtomicU64::new(rejected),
                 sums: Mutex::new(sums),
                 started: Mutex::new(None),
@@ -362,8 +361,10 @@ impl Loader {
             g.1 = items.len();
             g.0 = items.into_iter().map(|(_, w)| w).collect();
         }
-        // foreign keys whose tables are ready already (a resumed run)
-        self.release_fks(&shared);
+        // tables loaded by an interrupted run go on from their indexes
+        for ti in loaded {
+            self.table_loaded(&shared, ti);
+        }
         let mut workers = Vec::new();
         for _ in 0..self.jobs.max(1) {
             let me = self.clone();
@@ -458,8 +459,23 @@ impl Loader {
                     index,
                     range,
                 } => self.chunk(&client, shared, table, index, range).await,
-                Work::Object(table, o) => self.table_object(&client, shared, table, &o).await,
-                Work::Verify(table) => self.verify_table(shared, table).await,
+                Work::Build(table, o) => match self.build(&client, &o).await {
+                    Ok(()) => Ok(self.stage_done(shared, table)),
+                    Err(e) => Err(e),
+                },
+                Work::Object(table, o) => match self.object(&client, &o, shared).await {
+                    Ok(()) => {
+                        if let Some(ti) = table {
+                            self.stage_done(shared, ti);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                Work::Verify(table) => match self.verify_table(shared, table).await {
+                    Ok(()) => Ok(self.stage_done(shared, table)),
+                    Err(e) => Err(e),
+                },
             };
             if let Err(e) = res {
                 shared.queue.fail(e);
@@ -471,46 +487,117 @@ impl Loader {
         Ok(())
     }
 
-    /// Build an object; when it was a table's last, queue what waited for it.
-    async fn table_object(
-        &self,
-        client: &tokio_postgres::Client,
-        shared: &Shared,
-        table: Option<usize>,
-        o: &Obj,
-    ) -> Result<()> {
-        self.object(client, o, shared).await?;
-        if let Some(ti) = table {
-            if shared.states[ti]
-                .objects_left
-                .fetch_sub(1, Ordering::AcqRel)
-                == 1
-            {
-                self.table_ready(shared, ti);
-            }
+    /// A table's data is in: queue stage 1 (index builds, verification).
+    fn table_loaded(&self, shared: &Shared, ti: usize) {
+        let t = &self.plan.tables[ti];
+        let mut work: Vec<Work> = t
+            .objects
+            .iter()
+            .filter(|o| !self.journal.is_done(&o.step()))
+            .filter(|o| o.staged.is_some() || o.kind == ObjKind::Index)
+            .map(|o| Work::Build(ti, o.clone()))
+            .collect();
+        if self.verify != VerifyMode::None {
+            work.push(Work::Verify(ti));
         }
-        Ok(())
+        self.start_stage(shared, ti, 1, work);
     }
 
-    /// A table has its data, keys and indexes: verify it, and start the
-    /// foreign keys that were waiting for it.
-    fn table_ready(&self, shared: &Shared, ti: usize) {
-        if self.verify != VerifyMode::None {
-            shared.queue.push_front(Work::Verify(ti));
+    /// Queue a stage's work (or go on to the next stage when it has none).
+    fn start_stage(&self, shared: &Shared, ti: usize, stage: usize, work: Vec<Work>) {
+        let st = &shared.states[ti];
+        st.stage.store(stage, Ordering::Release);
+        if work.is_empty() {
+            return self.next_stage(shared, ti, stage);
         }
-        self.release_fks(shared);
+        st.stage_left.store(work.len(), Ordering::Release);
+        for w in work.into_iter().rev() {
+            shared.queue.push_front(w);
+        }
+    }
+
+    fn stage_done(&self, shared: &Shared, ti: usize) {
+        let st = &shared.states[ti];
+        if st.stage_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.next_stage(shared, ti, st.stage.load(Ordering::Acquire));
+        }
+    }
+
+    fn next_stage(&self, shared: &Shared, ti: usize, finished: usize) {
+        let t = &self.plan.tables[ti];
+        if finished == 1 {
+            // stage 2: the brief statements that need the table to themselves
+            let work: Vec<Work> = t
+                .objects
+                .iter()
+                .filter(|o| !self.journal.is_done(&o.step()))
+                .filter(|o| o.kind != ObjKind::Index)
+                .map(|o| Work::Object(Some(ti), o.clone()))
+                .collect();
+            self.start_stage(shared, ti, 2, work);
+        } else {
+            shared.states[ti].ready.store(true, Ordering::Release);
+            self.release_fks(shared);
+        }
     }
 
     fn release_fks(&self, shared: &Shared) {
         for fk in &shared.fks {
-            let ready = fk.tables.iter().all(|&t| {
-                shared.states[t].remaining.load(Ordering::Acquire) == 0
-                    && shared.states[t].objects_left.load(Ordering::Acquire) == 0
-            });
+            let ready = fk
+                .tables
+                .iter()
+                .all(|&t| shared.states[t].ready.load(Ordering::Acquire));
             if ready && !fk.queued.swap(true, Ordering::AcqRel) {
                 shared.queue.push_front(Work::Object(None, fk.obj.clone()));
             }
         }
+    }
+
+    /// Stage 1 of an object: a whole index, or the index under a constraint.
+    async fn build(&self, client: &tokio_postgres::Client, o: &Obj) -> Result<()> {
+        match &o.staged {
+            Some((index, _)) => {
+                if self.journal.is_done(&o.step())
+                    || target::object_exists(client, &self.plan.schema, o).await?
+                {
+                    return Ok(());
+                }
+                let t0 = Instant::now();
+                client.batch_execute(index).await.map_err(|e| {
+                    anyhow!(
+                        "{} {} on {}: {}\n  statement: {index}",
+                        o.kind.label(),
+                        o.name,
+                        o.table,
+                        target::pg_error(&e)
+                    )
+                })?;
+                tracing::debug!(
+                    "index of {} {} built in {:.2}s",
+                    o.kind.label(),
+                    o.name,
+                    t0.elapsed().as_secs_f64()
+                );
+                Ok(())
+            }
+            None => self.object_done_or_do(client, o).await,
+        }
+    }
+
+    async fn object_done_or_do(&self, client: &tokio_postgres::Client, o: &Obj) -> Result<()> {
+        if self.journal.is_done(&o.step()) {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        target::apply_object(client, &self.plan.schema, o).await?;
+        tracing::debug!(
+            "{} {} ready in {:.2}s",
+            o.kind.label(),
+            o.name,
+            t0.elapsed().as_secs_f64()
+        );
+        self.journal
+            .done(&o.step(), t0.elapsed(), serde_json::Value::Null)
     }
 
     async fn verify_table(&self, shared: &Shared, ti: usize) -> Result<()> {
@@ -702,12 +789,7 @@ impl Loader {
                     String::new()
                 }
             ));
-            if t.objects.is_empty() {
-                self.table_ready(shared, ti);
-            }
-            for o in t.objects.iter().rev() {
-                queue.push_front(Work::Object(Some(ti), o.clone()));
-            }
+            self.table_loaded(shared, ti);
         }
         Ok(())
     }

@@ -91,6 +91,11 @@ pub struct Obj {
     /// The referenced table of a foreign key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub references: Option<String>,
+    /// A primary key or unique constraint built in two statements: the
+    /// unique index (which other index builds and reads of the table do not
+    /// wait for), then the constraint on it (brief). Same result as `sql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<(String, String)>,
 }
 
 impl Obj {
@@ -554,6 +559,7 @@ pub fn build(
                     to.join(", ")
                 ),
                 references: Some(parent_t.clone()),
+                staged: None,
             });
         }
     }
@@ -602,6 +608,7 @@ pub fn build(
                     ),
                     what: "translated".into(),
                     references: None,
+                    staged: None,
                 });
             }
             Err(why) => plan.not_migrated.push(NotMigrated {
@@ -709,6 +716,7 @@ fn build_table(
             ),
             what: format!("({})", cols.join(", ")),
             references: None,
+            staged: Some(staged(&qt, &name, &cols, "PRIMARY KEY")),
         });
     }
     for u in &t.uniques {
@@ -725,6 +733,7 @@ fn build_table(
             ),
             what: format!("({})", cols.join(", ")),
             references: None,
+            staged: Some(staged(&qt, &name, &cols, "UNIQUE")),
         });
     }
     for ch in &t.checks {
@@ -747,6 +756,7 @@ fn build_table(
                     ),
                     what: format!("({expr})"),
                     references: None,
+                    staged: None,
                 });
             }
             Err(why) => plan.not_migrated.push(NotMigrated {
@@ -772,6 +782,7 @@ fn build_table(
                     ),
                     what: format!("{}({items}){w}", if unique { "unique " } else { "" }),
                     references: None,
+                    staged: None,
                 });
             }
             Err(why) => plan.not_migrated.push(NotMigrated {
@@ -803,6 +814,7 @@ fn build_table(
             ),
             what: format!("next value {}", id.next),
             references: None,
+            staged: None,
         });
     }
     Ok(TablePlan {
@@ -820,6 +832,18 @@ fn build_table(
         objects,
         reuse: false,
     })
+}
+
+/// The two statements of a staged PRIMARY KEY or UNIQUE constraint.
+fn staged(qt: &str, name: &str, cols: &[String], what: &str) -> (String, String) {
+    let n = quote_ident(name);
+    (
+        format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS {n} ON {qt} ({})",
+            sql::ident_list(cols)
+        ),
+        format!("ALTER TABLE {qt} ADD CONSTRAINT {n} {what} USING INDEX {n}"),
+    )
 }
 
 /// Translate an index: (unique, items, WHERE).

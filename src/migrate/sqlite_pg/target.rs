@@ -441,7 +441,15 @@ pub async fn apply_object(client: &Client, schema: &str, o: &Obj) -> Result<Outc
     if object_exists(client, schema, o).await? {
         return Ok(Outcome::Existed);
     }
-    match client.batch_execute(&o.sql).await {
+    let res = match &o.staged {
+        // the index (if an earlier stage did not build it), then the constraint
+        Some((index, attach)) => match client.batch_execute(index).await {
+            Ok(()) => client.batch_execute(attach).await,
+            Err(e) => Err(e),
+        },
+        None => client.batch_execute(&o.sql).await,
+    };
+    match res {
         Ok(()) => Ok(Outcome::Created),
         Err(e)
             if e.code().is_some_and(|c| {
