@@ -459,23 +459,19 @@ impl Loader {
                     index,
                     range,
                 } => self.chunk(&client, shared, table, index, range).await,
-                Work::Build(table, o) => match self.build(&client, &o).await {
-                    Ok(()) => Ok(self.stage_done(shared, table)),
-                    Err(e) => Err(e),
-                },
-                Work::Object(table, o) => match self.object(&client, &o, shared).await {
-                    Ok(()) => {
-                        if let Some(ti) = table {
-                            self.stage_done(shared, ti);
-                        }
-                        Ok(())
+                Work::Build(table, o) => self
+                    .build(&client, &o)
+                    .await
+                    .map(|()| self.stage_done(shared, table)),
+                Work::Object(table, o) => self.object(&client, &o, shared).await.map(|()| {
+                    if let Some(ti) = table {
+                        self.stage_done(shared, ti);
                     }
-                    Err(e) => Err(e),
-                },
-                Work::Verify(table) => match self.verify_table(shared, table).await {
-                    Ok(()) => Ok(self.stage_done(shared, table)),
-                    Err(e) => Err(e),
-                },
+                }),
+                Work::Verify(table) => self
+                    .verify_table(shared, table)
+                    .await
+                    .map(|()| self.stage_done(shared, table)),
             };
             if let Err(e) = res {
                 shared.queue.fail(e);
