@@ -209,8 +209,9 @@ fn check_cluster(cfg0: &str, mongos: &str, shards: &[(&str, &[String])]) {
 }
 
 #[test]
-fn real_init_builds_the_cluster_and_a_second_init_changes_nothing() {
-    let mode = real_or_skip!("real_init_builds_the_cluster_and_a_second_init_changes_nothing");
+fn needs_mongod_init_builds_the_cluster_and_a_second_init_changes_nothing() {
+    let mode =
+        real_or_skip!("needs_mongod_init_builds_the_cluster_and_a_second_init_changes_nothing");
     let s = Scratch::new();
     let (base, provider) = match &mode {
         Mode::Local { .. } => (25300, "local"),
@@ -404,8 +405,8 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 #[test]
-fn real_migrate_a_replica_set_into_a_sharded_cluster() {
-    let mode = real_or_skip!("real_migrate_a_replica_set_into_a_sharded_cluster");
+fn needs_mongod_migrate_a_replica_set_into_a_sharded_cluster() {
+    let mode = real_or_skip!("needs_mongod_migrate_a_replica_set_into_a_sharded_cluster");
     let s = Scratch::new();
     let (base, provider) = match &mode {
         Mode::Local { .. } => (25310, "local"),
