@@ -583,7 +583,13 @@ fn switchover_under_write_load_loses_no_acknowledged_write() {
     // init keeps the new primary: nothing to do.
     let plan = s.ok(&["plan", file]);
     assert!(plan.contains("nothing to do"), "{plan}");
-    assert_eq!(s.run(&["status", file]).status.code(), Some(0));
+    let st = s.run(&["status", file]);
+    assert_eq!(
+        st.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&st.stdout)
+    );
 
     // Someone else's view of the same servers (provider existing) agrees.
     let st = state(&s, "pg-switch");

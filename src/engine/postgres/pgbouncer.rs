@@ -153,6 +153,13 @@ pub fn render_ini(
     set("default_pool_size", &b.default_pool_size.to_string());
     set("min_pool_size", &b.min_pool_size.to_string());
     set("reserve_pool_size", &b.reserve_pool_size.to_string());
+    // After a failed server login (a node shutting down or restarting, as
+    // in a switchover) PgBouncer opens no new server connection to that
+    // database for this long; its default of 15 s turned a 70 ms switchover
+    // pause into a 15 s client stall in our tests.
+    if !b.config.iter().any(|(k, _)| k == "server_login_retry") {
+        set("server_login_retry", "0.25");
+    }
     // JDBC and others send it; harmless to accept.
     if !b
         .config
@@ -437,6 +444,7 @@ mod tests {
             "{ini}"
         );
         assert!(ini.contains("pool_mode = transaction\n"));
+        assert!(ini.contains("server_login_retry = 0.25\n"));
         assert!(ini.contains("max_client_conn = 1000\n"));
         assert!(ini.contains("default_pool_size = 20\n"));
         assert!(ini.contains("min_pool_size = 5\n"));
