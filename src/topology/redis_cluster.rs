@@ -472,32 +472,7 @@ pub fn parse(source: Source) -> Result<RedisClusterSpec, TopologyErrors> {
     };
 
     // config passthrough
-    let mut config = Vec::new();
-    for (k, v) in &file.config {
-        if let Some((_, why)) = MANAGED_CONFIG
-            .iter()
-            .find(|(m, _)| m.eq_ignore_ascii_case(k))
-        {
-            errors.push(
-                source
-                    .error(
-                        v.span(),
-                        &format!("config.{k}"),
-                        format!("is managed by datatier ({why})"),
-                    )
-                    .with_help("remove it from [config]"),
-            );
-            continue;
-        }
-        match config_value(v.get_ref()) {
-            Some(s) => config.push((k.clone(), s)),
-            None => errors.push(source.error(
-                v.span(),
-                &format!("config.{k}"),
-                "must be a string, number or boolean",
-            )),
-        }
-    }
+    let config = crate::topology::redis_config(&source, &file.config, MANAGED_CONFIG, &mut errors);
 
     // checks
     let pct = |v: &Option<Spanned<f64>>,
@@ -665,16 +640,6 @@ fn port_value(
             format!("port {p} is out of range 1-55535 (the cluster bus uses port + 10000)"),
         ));
         None
-    }
-}
-
-fn config_value(v: &toml::Value) -> Option<String> {
-    match v {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Float(f) => Some(f.to_string()),
-        toml::Value::Boolean(b) => Some(if *b { "yes" } else { "no" }.into()),
-        _ => None,
     }
 }
 
