@@ -39,16 +39,28 @@ use sha2::{Digest, Sha256};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-/// Ask `question` on stderr and read y/N from stdin, unless `yes`.
+/// Ask `question` on stderr and read y/N from stdin, unless `yes`; a "no"
+/// stops the run before anything is written.
 ///
 /// Without a terminal on stdin (CI, pipes, cron) nobody can answer, so the
 /// run is refused with a hint instead of hanging or guessing.
 pub fn confirm(question: &str, yes: bool) -> Result<()> {
+    ask(
+        question,
+        yes,
+        "re-run with --yes to proceed (or --dry-run to only see the plan)",
+        "nothing was changed",
+    )
+}
+
+/// [`confirm`] with the run's own words: `no_terminal` says how to go on
+/// without a terminal, `declined` what a "no" leaves behind.
+pub fn ask(question: &str, yes: bool, no_terminal: &str, declined: &str) -> Result<()> {
     if yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        bail!("{question} needs confirmation, but stdin is not a terminal; re-run with --yes to proceed (or --dry-run to only see the plan)");
+        bail!("{question} needs confirmation, but stdin is not a terminal; {no_terminal}");
     }
     let mut err = std::io::stderr().lock();
     write!(err, "{question} [y/N] ")?;
@@ -57,7 +69,7 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
     std::io::stdin().lock().read_line(&mut line)?;
     match line.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
-        _ => bail!("not confirmed; nothing was changed"),
+        _ => bail!("not confirmed; {declined}"),
     }
 }
 

@@ -40,7 +40,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bson::{doc, Bson};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -157,46 +157,16 @@ fn now_text() -> String {
         .unwrap_or_default()
 }
 
-/// `mongodb://user:secret@h/...` -> `mongodb://user:***@h/...`.
-pub fn redact_uri(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return uri.to_string();
-    };
-    let (auth_host, tail) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    match auth_host.rsplit_once('@') {
-        Some((cred, hosts)) => {
-            let user = cred.split(':').next().unwrap_or("");
-            if cred.contains(':') {
-                format!("{scheme}://{user}:***@{hosts}{tail}")
-            } else {
-                format!("{scheme}://{user}@{hosts}{tail}")
-            }
-        }
-        None => uri.to_string(),
-    }
-}
-
-/// Ask before a step that changes something, unless `yes`. Without a
-/// terminal nobody can answer: refuse with a hint instead of hanging.
-pub fn confirm(question: &str, yes: bool) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("{question}: needs confirmation, but stdin is not a terminal; re-run with --yes to proceed (the run resumes where it stopped)");
-    }
-    let mut err = std::io::stderr().lock();
-    write!(err, "{question}? [y/N] ")?;
-    err.flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    match line.trim().to_ascii_lowercase().as_str() {
-        "y" | "yes" => Ok(()),
-        _ => bail!("not confirmed; stopped before this step (run again to resume)"),
-    }
+/// Ask before a step that changes something, unless `yes` (see
+/// [`super::ask`]): a refused or unanswered step leaves the journal where it
+/// was, so the same command resumes there.
+fn confirm(question: &str, yes: bool) -> Result<()> {
+    super::ask(
+        &format!("{question}?"),
+        yes,
+        "re-run with --yes to proceed (the run resumes where it stopped)",
+        "stopped before this step (run again to resume)",
+    )
 }
 
 /// What the replica set looks like.
@@ -214,14 +184,14 @@ pub struct SourceSet {
 async fn source_client(uri: &str) -> Result<(mongodb::Client, Auth)> {
     let mut o = mongodb::options::ClientOptions::parse(uri)
         .await
-        .map_err(|e| anyhow!("--from {}: {}", redact_uri(uri), CmdError::from(e)))?;
+        .map_err(|e| anyhow!("--from {}: {}", super::redact_url(uri), CmdError::from(e)))?;
     let auth = Auth::from_credential(o.credential.clone());
     o.server_selection_timeout
         .get_or_insert(Duration::from_secs(10));
     o.connect_timeout.get_or_insert(NODE_TIMEOUT);
     o.app_name.get_or_insert_with(|| "datatier".to_string());
     let c = mongodb::Client::with_options(o)
-        .map_err(|e| anyhow!("--from {}: {}", redact_uri(uri), CmdError::from(e)))?;
+        .map_err(|e| anyhow!("--from {}: {}", super::redact_url(uri), CmdError::from(e)))?;
     Ok((c, auth))
 }
 
@@ -333,6 +303,7 @@ fn free_bytes(path: &Path) -> Option<u64> {
     Some(s.blocks_available() as u64 * s.fragment_size() as u64)
 }
 
+/// Sizes in binary units, as `df -h` shows free space.
 fn human(b: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
@@ -404,14 +375,17 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
     let started = Instant::now();
     let (client, auth) = source_client(&opts.from).await?;
     let admin = client.database("admin");
-    let hello = admin
-        .run_command(doc! {"hello": 1})
-        .await
-        .map_err(|e| anyhow!("--from {}: {}", redact_uri(&opts.from), CmdError::from(e)))?;
+    let hello = admin.run_command(doc! {"hello": 1}).await.map_err(|e| {
+        anyhow!(
+            "--from {}: {}",
+            super::redact_url(&opts.from),
+            CmdError::from(e)
+        )
+    })?;
     let set_name = hello.get_str("setName").map(str::to_string).map_err(|_| {
         anyhow!(
             "--from {} is not a replica set member (hello has no setName); a standalone mongod must first become a one-member replica set (--replSet, rs.initiate())",
-            redact_uri(&opts.from)
+            super::redact_url(&opts.from)
         )
     })?;
     if hello.get_str("msg").ok() == Some("isdbgrid") {
@@ -441,7 +415,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
     let state = StateDir::new(&opts.state_root, &spec.meta.name);
     let _lock = state.lock()?;
     let jpath = state.dir.join(JOURNAL_FILE);
-    let redacted = redact_uri(&opts.from);
+    let redacted = super::redact_url(&opts.from);
     let mut journal = match Journal::load(&jpath)? {
         Some(_) if opts.restart => None,
         Some(j) if j.source != redacted || j.set != src.name => bail!(
@@ -873,7 +847,7 @@ async fn backup(uri: &str, dir: &Path, state: &StateDir, timeout: Duration) -> R
         Ok(Err(e)) => bail!("mongodump failed to run: {e}"),
         Ok(Ok(s)) if !s.success() => bail!(
             "mongodump failed ({s}); nothing else was changed; its last lines:\n{}",
-            tail.join("\n").replace(uri, &redact_uri(uri))
+            tail.join("\n").replace(uri, &super::redact_url(uri))
         ),
         Ok(Ok(_)) => {
             tracing::info!(
@@ -1075,14 +1049,17 @@ mod tests {
     #[test]
     fn uris_are_redacted() {
         assert_eq!(
-            redact_uri("mongodb://app:s3cret@h1:27017,h2:27017/db?replicaSet=rs0"),
+            crate::migrate::redact_url("mongodb://app:s3cret@h1:27017,h2:27017/db?replicaSet=rs0"),
             "mongodb://app:***@h1:27017,h2:27017/db?replicaSet=rs0"
         );
         assert_eq!(
-            redact_uri("mongodb://h1/?replicaSet=rs0"),
+            crate::migrate::redact_url("mongodb://h1/?replicaSet=rs0"),
             "mongodb://h1/?replicaSet=rs0"
         );
-        assert_eq!(redact_uri("mongodb://user@h1"), "mongodb://user@h1");
+        assert_eq!(
+            crate::migrate::redact_url("mongodb://user@h1"),
+            "mongodb://user@h1"
+        );
     }
 
     #[test]

@@ -412,6 +412,48 @@ pub fn resolve(arg: &str, state_root: &Path) -> anyhow::Result<Topology> {
     })
 }
 
+/// A Redis `[config]` table passed through to redis.conf: settings datatier
+/// manages itself are refused with the reason, values must be scalars
+/// (booleans become `yes`/`no`). Shared by every Redis kind.
+pub(crate) fn redis_config(
+    source: &Source,
+    config: &std::collections::BTreeMap<String, Spanned<toml::Value>>,
+    managed: &[(&str, &str)],
+    errors: &mut Vec<TopologyError>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (k, v) in config {
+        if let Some((_, why)) = managed.iter().find(|(m, _)| m.eq_ignore_ascii_case(k)) {
+            errors.push(
+                source
+                    .error(
+                        v.span(),
+                        &format!("config.{k}"),
+                        format!("is managed by datatier ({why})"),
+                    )
+                    .with_help("remove it from [config]"),
+            );
+            continue;
+        }
+        let value = match v.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => if *b { "yes" } else { "no" }.to_string(),
+            _ => {
+                errors.push(source.error(
+                    v.span(),
+                    &format!("config.{k}"),
+                    "must be a string, number or boolean",
+                ));
+                continue;
+            }
+        };
+        out.push((k.clone(), value));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,46 +496,4 @@ mod tests {
             "{e}"
         );
     }
-}
-
-/// A Redis `[config]` table passed through to redis.conf: settings datatier
-/// manages itself are refused with the reason, values must be scalars
-/// (booleans become `yes`/`no`). Shared by every Redis kind.
-pub(crate) fn redis_config(
-    source: &Source,
-    config: &std::collections::BTreeMap<String, Spanned<toml::Value>>,
-    managed: &[(&str, &str)],
-    errors: &mut Vec<TopologyError>,
-) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (k, v) in config {
-        if let Some((_, why)) = managed.iter().find(|(m, _)| m.eq_ignore_ascii_case(k)) {
-            errors.push(
-                source
-                    .error(
-                        v.span(),
-                        &format!("config.{k}"),
-                        format!("is managed by datatier ({why})"),
-                    )
-                    .with_help("remove it from [config]"),
-            );
-            continue;
-        }
-        let value = match v.get_ref() {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::Boolean(b) => if *b { "yes" } else { "no" }.to_string(),
-            _ => {
-                errors.push(source.error(
-                    v.span(),
-                    &format!("config.{k}"),
-                    "must be a string, number or boolean",
-                ));
-                continue;
-            }
-        };
-        out.push((k.clone(), value));
-    }
-    out
 }
