@@ -189,6 +189,10 @@ read -r DT_PAUSE DT_SW_TOTAL < <(python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))["switchover"]
 print("%.3f %.2f" % (j["write_pause_seconds"], j["total_seconds"]))' "$DIR/switchover.json")
+PHASES=$(python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))["switchover"]
+print(", ".join("%s %.0f ms" % (n, s * 1000) for n, s in j["phases"]))' "$DIR/switchover.json")
 read -r WORST_MS GAP_MS TXNS < <(python3 - "$DIR" <<'EOF'
 import glob, sys
 done, worst = [], 0
@@ -226,6 +230,7 @@ switchover: writes paused (datatier's clock)    ${DT_PAUSE} s          ${BASE_PA
 switchover: worst client latency                ${WORST_MS} ms          ${BASE_WORST_MS} ms issue #4     $(ratio "$WORST_MS" "$BASE_WORST_MS")
 switchover: longest gap without a commit        ${GAP_MS} ms
 switchover: whole run incl. old primary rejoin  ${DT_SW_TOTAL} s
+switchover phases: ${PHASES}
 switchover: aborted clients / failed txns       ${ABORTED} / ${FAILED:-0}         0 issue #4
 switchover: transactions acked / rows stored    ${TXNS} / ${STORED}
 EOF

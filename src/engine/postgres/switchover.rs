@@ -355,11 +355,6 @@ pub async fn run(
     for n in std::iter::once(&i.from).chain(&i.others) {
         apply::create_slot(&tc, &to, &n.slot_name()).await?;
     }
-    let pc = rt.admin(&from).await?;
-    sql::exec(&pc, "CHECKPOINT", ctx.timeout)
-        .await
-        .context("CHECKPOINT on the old primary")?;
-    drop(pc);
     let old_rec = rt.record(&i.from)?;
     let bins = rt.bins()?.clone();
     let old_paths = rt.paths(&i.from);
@@ -371,6 +366,13 @@ pub async fn run(
     // reads (the old primary joins them once it streams again).
     let readers: Vec<&PgNode> = i.others.iter().collect();
     let next_bouncer = apply::render_bouncer(&rt, &i.to, Some(&readers)).await?;
+    // Last before the pause, so the shutdown checkpoint inside the pause
+    // only writes what clients dirtied since.
+    let pc = rt.admin(&from).await?;
+    sql::exec(&pc, "CHECKPOINT", ctx.timeout)
+        .await
+        .context("CHECKPOINT on the old primary")?;
+    drop(pc);
     mark("prepare", &mut phases);
 
     // Pause.
